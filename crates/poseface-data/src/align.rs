@@ -1,0 +1,236 @@
+//! 5-point face alignment: a least-squares similarity transform (Umeyama, 1991) onto the
+//! ArcFace template and a bilinear warp with a zero border — the same geometry as
+//! scikit-image's `SimilarityTransform` followed by `cv2.warpAffine(..., INTER_LINEAR,
+//! borderValue=0)`: integer coordinates are pixel centres in both images.
+
+use image::RgbImage;
+use nalgebra::{Matrix2, Vector2};
+
+use crate::error::{DataError, Result};
+use crate::landmarks::{ARCFACE_TEMPLATE, Point, five_points};
+
+/// Side of the aligned face crop.
+pub const ALIGNED_SIZE: u32 = 112;
+
+/// A 2×3 affine map `[x', y'] = [[a, b, c], [d, e, f]] · [x, y, 1]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Affine2(pub [[f64; 3]; 2]);
+
+impl Affine2 {
+    /// The identity map.
+    pub const IDENTITY: Affine2 = Affine2([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]);
+
+    /// Applies the map to a point.
+    pub fn apply(&self, p: [f64; 2]) -> [f64; 2] {
+        let m = &self.0;
+        [
+            m[0][0] * p[0] + m[0][1] * p[1] + m[0][2],
+            m[1][0] * p[0] + m[1][1] * p[1] + m[1][2],
+        ]
+    }
+
+    /// The inverse map, or `None` when the linear part is singular.
+    pub fn inverse(&self) -> Option<Affine2> {
+        let m = &self.0;
+        let det = m[0][0] * m[1][1] - m[0][1] * m[1][0];
+        if det.abs() < 1e-12 || !det.is_finite() {
+            return None;
+        }
+        let (a, b, d, e) = (m[1][1] / det, -m[0][1] / det, -m[1][0] / det, m[0][0] / det);
+        Some(Affine2([
+            [a, b, -(a * m[0][2] + b * m[1][2])],
+            [d, e, -(d * m[0][2] + e * m[1][2])],
+        ]))
+    }
+
+    /// `self ∘ first`: applies `first`, then `self`.
+    pub fn compose(&self, first: &Affine2) -> Affine2 {
+        let (a, b) = (&self.0, &first.0);
+        let mut out = [[0.0; 3]; 2];
+        for r in 0..2 {
+            for c in 0..3 {
+                out[r][c] =
+                    a[r][0] * b[0][c] + a[r][1] * b[1][c] + if c == 2 { a[r][2] } else { 0.0 };
+            }
+        }
+        Affine2(out)
+    }
+}
+
+/// Least-squares similarity (rotation, uniform scale, translation; no reflection) mapping
+/// `src` onto `dst` (Umeyama's closed form). Errors when the points are degenerate.
+pub fn similarity_transform(src: &[Point], dst: &[Point]) -> Result<Affine2> {
+    if src.len() != dst.len() || src.len() < 2 {
+        return Err(DataError::Invalid(format!(
+            "similarity needs two equally long point lists of at least 2, got {} and {}",
+            src.len(),
+            dst.len()
+        )));
+    }
+    if src.iter().chain(dst).flatten().any(|v| !v.is_finite()) {
+        return Err(DataError::Invalid(
+            "landmarks contain a non-finite coordinate".into(),
+        ));
+    }
+    let n = src.len() as f64;
+    let v = |p: &Point| Vector2::new(p[0] as f64, p[1] as f64);
+    let mu_s = src.iter().map(v).sum::<Vector2<f64>>() / n;
+    let mu_d = dst.iter().map(v).sum::<Vector2<f64>>() / n;
+    // Cross-covariance A = Σ (d − μd)(s − μs)ᵀ / n and the source variance.
+    let mut a = Matrix2::zeros();
+    let mut var_s = 0.0;
+    for (s, d) in src.iter().zip(dst) {
+        let (ds, dd) = (v(s) - mu_s, v(d) - mu_d);
+        a += dd * ds.transpose();
+        var_s += ds.norm_squared();
+    }
+    a /= n;
+    var_s /= n;
+    if var_s < 1e-12 {
+        return Err(DataError::Invalid("source landmarks all coincide".into()));
+    }
+    let svd = a.svd(true, true);
+    let (mut u, mut vt, mut s) = (
+        svd.u.expect("u"),
+        svd.v_t.expect("v_t"),
+        svd.singular_values,
+    );
+    if s[0] < s[1] {
+        u.swap_columns(0, 1);
+        vt.swap_rows(0, 1);
+        s.swap_rows(0, 1);
+    }
+    if s[0] <= 1e-12 * (1.0 + var_s) {
+        return Err(DataError::Invalid(
+            "destination landmarks all coincide".into(),
+        ));
+    }
+    // Umeyama's sign correction: reflections are not similarities.
+    let rank_deficient = s[1] <= 1e-12 * s[0];
+    let flip = if rank_deficient {
+        u.determinant() * vt.determinant() < 0.0
+    } else {
+        a.determinant() < 0.0
+    };
+    let d = Vector2::new(1.0, if flip { -1.0 } else { 1.0 });
+    let r = u * Matrix2::from_diagonal(&d) * vt;
+    let scale = s.dot(&d) / var_s;
+    let t = mu_d - scale * r * mu_s;
+    Ok(Affine2([
+        [scale * r[(0, 0)], scale * r[(0, 1)], t[0]],
+        [scale * r[(1, 0)], scale * r[(1, 1)], t[1]],
+    ]))
+}
+
+/// The transform from 5 (or 68) landmarks onto the ArcFace 112×112 template.
+pub fn arcface_transform(landmarks: &[Point]) -> Result<Affine2> {
+    similarity_transform(&five_points(landmarks)?, &ARCFACE_TEMPLATE)
+}
+
+/// Warps `src` by `m` (source → destination) into a `width × height` image: bilinear
+/// interpolation, pixels outside the source read as 0.
+pub fn warp_affine(src: &RgbImage, m: &Affine2, width: u32, height: u32) -> Result<RgbImage> {
+    let inv = m
+        .inverse()
+        .ok_or_else(|| DataError::Invalid("alignment transform is singular".into()))?;
+    let (sw, sh) = (src.width() as i64, src.height() as i64);
+    let raw = src.as_raw();
+    let mut out = RgbImage::new(width, height);
+    let dst = out.as_mut();
+    let im = &inv.0;
+    let fetch = |x: i64, y: i64| -> [f64; 3] {
+        if x < 0 || y < 0 || x >= sw || y >= sh {
+            return [0.0; 3];
+        }
+        let o = 3 * (y * sw + x) as usize;
+        [raw[o] as f64, raw[o + 1] as f64, raw[o + 2] as f64]
+    };
+    for y in 0..height as usize {
+        let (fy, w) = (y as f64, width as usize);
+        for x in 0..w {
+            let sx = im[0][0] * x as f64 + im[0][1] * fy + im[0][2];
+            let sy = im[1][0] * x as f64 + im[1][1] * fy + im[1][2];
+            let o = 3 * (y * w + x);
+            if !(sx > -1.0 && sy > -1.0 && sx < sw as f64 && sy < sh as f64) {
+                continue;
+            }
+            let (x0, y0) = (sx.floor(), sy.floor());
+            let (ax, ay) = (sx - x0, sy - y0);
+            let (x0, y0) = (x0 as i64, y0 as i64);
+            let (p00, p10, p01, p11) = (
+                fetch(x0, y0),
+                fetch(x0 + 1, y0),
+                fetch(x0, y0 + 1),
+                fetch(x0 + 1, y0 + 1),
+            );
+            for c in 0..3 {
+                let top = p00[c] + ax * (p10[c] - p00[c]);
+                let bottom = p01[c] + ax * (p11[c] - p01[c]);
+                dst[o + c] = (top + ay * (bottom - top)).round().clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Aligns a face: 5 or 68 landmarks in `image` → the 112×112 ArcFace crop and the transform.
+pub fn align_face(image: &RgbImage, landmarks: &[Point]) -> Result<(RgbImage, Affine2)> {
+    let m = arcface_transform(landmarks)?;
+    Ok((warp_affine(image, &m, ALIGNED_SIZE, ALIGNED_SIZE)?, m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovers_a_known_similarity() {
+        // dst = 1.7 · R(25°) · src + (3, −4), derived by hand.
+        let (s, th) = (1.7f64, 25f64.to_radians());
+        let src: Vec<Point> = vec![[0.0, 0.0], [10.0, 1.0], [4.0, 9.0], [-3.0, 5.0]];
+        let dst: Vec<Point> = src
+            .iter()
+            .map(|p| {
+                let (x, y) = (p[0] as f64, p[1] as f64);
+                [
+                    (s * (th.cos() * x - th.sin() * y) + 3.0) as f32,
+                    (s * (th.sin() * x + th.cos() * y) - 4.0) as f32,
+                ]
+            })
+            .collect();
+        let m = similarity_transform(&src, &dst).unwrap();
+        let want = [
+            [s * th.cos(), -s * th.sin(), 3.0],
+            [s * th.sin(), s * th.cos(), -4.0],
+        ];
+        for r in 0..2 {
+            for c in 0..3 {
+                assert!((m.0[r][c] - want[r][c]).abs() < 1e-5, "{m:?}");
+            }
+        }
+        let back = m.inverse().unwrap().compose(&m);
+        assert!((back.0[0][0] - 1.0).abs() < 1e-12 && back.0[0][2].abs() < 1e-12);
+    }
+
+    #[test]
+    fn mirrored_points_give_a_rotation_not_a_reflection() {
+        let src: Vec<Point> = vec![[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]];
+        let dst: Vec<Point> = src.iter().map(|p| [-p[0], p[1]]).collect();
+        let m = similarity_transform(&src, &dst).unwrap();
+        let det = m.0[0][0] * m.0[1][1] - m.0[0][1] * m.0[1][0];
+        assert!(det > 0.0);
+        assert!(similarity_transform(&[[1.0, 1.0]; 3], &dst).is_err());
+    }
+
+    #[test]
+    fn warp_translation_and_zero_border() {
+        let src = RgbImage::from_fn(4, 3, |x, y| image::Rgb([(10 * x + y) as u8, 0, 200]));
+        // Shift by +0.5 px in x: output(x) = mean of input(x − 1) and input(x − 0.5)…
+        let m = Affine2([[1.0, 0.0, 0.5], [0.0, 1.0, 0.0]]);
+        let out = warp_affine(&src, &m, 4, 3).unwrap();
+        // out(1, 1) samples src(0.5, 1) = (1 + 11) / 2 = 6.
+        assert_eq!(out.get_pixel(1, 1).0, [6, 0, 200]);
+        // out(0, 0) samples src(−0.5, 0): half of pixel 0 and half border → (0 + 0)/2, 200/2.
+        assert_eq!(out.get_pixel(0, 0).0, [0, 0, 100]);
+    }
+}
