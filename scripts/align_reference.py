@@ -228,6 +228,7 @@ def main():
             })
 
     write_reference_json(os.path.join(args.out, "reference.json"), ARCFACE_TEMPLATE, faces)
+    write_synthetic_warps(args.out)
 
     print(f"faces written: {len(faces)} from {len(decoded)} images -> {args.out}")
     if skipped:
@@ -257,6 +258,33 @@ def main():
 
     print(f"\nversions: python {sys.version.split()[0]}, numpy {np.__version__}, "
           f"scikit-image {skimage.__version__}, opencv {cv2.__version__}, pillow {Image.__version__}")
+
+
+def synthetic_source(width=300, height=200):
+    """A deterministic RGB test pattern, generated identically by the Rust test."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.int64)
+    planes = [(x * 7 + y * 13 + c * 50 + (x * y) % 17) % 256 for c in range(3)]
+    return np.stack(planes, axis=-1).astype(np.uint8)
+
+
+def write_synthetic_warps(out_dir):
+    """Warps of the synthetic pattern by fixed similarity matrices: a decoder-free check of
+    the warp itself (crops/synthetic_K.png + synthetic.json)."""
+    src = synthetic_source()
+    cases = []
+    for k, (scale, angle, tx, ty) in enumerate(
+        [(0.5, 0.0, 3.0, -2.0), (0.37, 12.5, -20.25, 10.75), (1.3, -33.0, -150.5, -40.0),
+         (0.8, 90.0, 150.0, -100.0), (2.7463, 4.1, -400.3, -250.9)]):
+        a = np.deg2rad(angle)
+        m = np.array([[scale * np.cos(a), -scale * np.sin(a), tx],
+                      [scale * np.sin(a), scale * np.cos(a), ty]])
+        crop = cv2.warpAffine(src, m, (112, 112), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        name = f"crops/synthetic_{k}.png"
+        cv2.imwrite(os.path.join(out_dir, name), crop[:, :, ::-1])
+        cases.append({"matrix": m.tolist(), "crop": name})
+    with open(os.path.join(out_dir, "synthetic.json"), "w") as f:
+        json.dump({"source": "(x*7 + y*13 + c*50 + (x*y)%17) % 256, 300x200 RGB", "cases": cases}, f)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ pub enum MappedFile {
     Mapped(memmap2::Mmap),
     /// An empty file (zero-length maps are not portable).
     Empty,
+    /// Bytes already in memory.
+    Owned(Vec<u8>),
 }
 
 impl MappedFile {
@@ -41,6 +43,7 @@ impl MappedFile {
         match self {
             MappedFile::Mapped(m) => m,
             MappedFile::Empty => &[],
+            MappedFile::Owned(v) => v,
         }
     }
 }

@@ -154,6 +154,15 @@ impl RecordIoReader {
         Self::from_parts(rec_path, data, entries)
     }
 
+    /// Reads a RecordIO file held in memory; `rec_path` names it in errors.
+    pub fn from_bytes(rec_path: impl AsRef<Path>, rec: Vec<u8>, idx: &[u8]) -> Result<Self> {
+        let rec_path = rec_path.as_ref().to_path_buf();
+        let mut idx_name = rec_path.clone().into_os_string();
+        idx_name.push(" index");
+        let entries = parse_index(idx, Path::new(&idx_name), rec.len() as u64)?;
+        Self::from_parts(rec_path, MappedFile::Owned(rec), entries)
+    }
+
     /// Opens a `.rec` file without an index by scanning it from the start; keys are 0, 1, …
     pub fn open_scan(rec_path: impl AsRef<Path>) -> Result<Self> {
         let rec_path = rec_path.as_ref().to_path_buf();
@@ -215,6 +224,11 @@ impl RecordIoReader {
     /// Keys in index order.
     pub fn keys(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
         self.entries.iter().map(|e| e.0)
+    }
+
+    /// The byte offset of the record with `key`, from the index.
+    pub fn offset(&self, key: u64) -> Option<u64> {
+        self.position(key).map(|p| self.entries[p].1)
     }
 
     /// Whether `key` is in the index.

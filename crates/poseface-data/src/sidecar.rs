@@ -71,6 +71,15 @@ impl PoseSidecar {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let data = map_file(&path)?;
+        Self::from_data(path, data)
+    }
+
+    /// Validates a sidecar held in memory; `path` names it in errors.
+    pub fn from_bytes(path: impl AsRef<Path>, bytes: Vec<u8>) -> Result<Self> {
+        Self::from_data(path.as_ref().to_path_buf(), MappedFile::Owned(bytes))
+    }
+
+    fn from_data(path: PathBuf, data: MappedFile) -> Result<Self> {
         let bytes = data.as_slice();
         let err = |loc, m: String| DataError::format(&path, loc, m);
         if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {

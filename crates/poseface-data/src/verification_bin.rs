@@ -42,8 +42,19 @@ impl VerificationBin {
     /// Parses the bytes of a `.bin` file; `path` names it in errors.
     pub fn from_bytes(data: &[u8], path: &Path) -> Result<Self> {
         let err = |m: String| DataError::format(path, Location::File, m);
-        let value = serde_pickle::value_from_slice(data, DeOptions::new())
-            .map_err(|e| err(format!("not a readable pickle: {e}")))?;
+        let data = escape_protocol0_quotes(data);
+        let value = serde_pickle::value_from_slice(&data, DeOptions::new()).map_err(|e| {
+            let mut m = e.to_string();
+            if m.len() > 200 {
+                let cut = (0..=200)
+                    .rev()
+                    .find(|&i| m.is_char_boundary(i))
+                    .unwrap_or(0);
+                m.truncate(cut);
+                m.push('…');
+            }
+            err(format!("not a readable pickle: {m}"))
+        })?;
         let Value::Tuple(items) = value else {
             return Err(err(format!(
                 "expected a tuple (images, issame), found {}",
@@ -114,6 +125,61 @@ impl VerificationBin {
     pub fn write(&self, path: impl AsRef<Path>) -> Result<()> {
         crate::fsutil::write_atomic(path.as_ref(), &self.to_bytes()?)
     }
+}
+
+/// Python 2 writes protocol-0 strings as `S'…'` lines in `repr` form, escaping a quote as
+/// `\'`; serde-pickle's decoder rejects that escape. This pass rewrites it as the
+/// equivalent `\x27` inside `S` lines only. It walks the opcode stream of protocol 0 (whose
+/// opcodes are all listed below) and returns the input untouched at the first opcode it does
+/// not know, leaving binary protocols entirely to serde-pickle.
+fn escape_protocol0_quotes(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    use std::borrow::Cow;
+    if data.first() == Some(&0x80) || !data.windows(2).any(|w| w == b"\\'") {
+        return Cow::Borrowed(data);
+    }
+    let mut out = Vec::with_capacity(data.len() + 16);
+    let mut pos = 0;
+    while pos < data.len() {
+        let op = data[pos];
+        let lines = match op {
+            b'S' | b'V' | b'I' | b'L' | b'F' | b'p' | b'g' => 1,
+            b'c' | b'i' => 2,
+            b'(' | b'l' | b'd' | b't' | b'a' | b's' | b'N' | b'R' | b'b' | b'0' | b'2' | b'o' => 0,
+            b'.' => {
+                out.extend_from_slice(&data[pos..]);
+                return Cow::Owned(out);
+            }
+            _ => return Cow::Borrowed(data),
+        };
+        out.push(op);
+        pos += 1;
+        for _ in 0..lines {
+            let Some(len) = data[pos..].iter().position(|&b| b == b'\n') else {
+                return Cow::Borrowed(data);
+            };
+            let line = &data[pos..pos + len + 1];
+            if op == b'S' {
+                let mut i = 0;
+                while i < line.len() {
+                    if line[i] == b'\\' && i + 1 < line.len() {
+                        if line[i + 1] == b'\'' {
+                            out.extend_from_slice(b"\\x27");
+                        } else {
+                            out.extend_from_slice(&line[i..i + 2]);
+                        }
+                        i += 2;
+                    } else {
+                        out.push(line[i]);
+                        i += 1;
+                    }
+                }
+            } else {
+                out.extend_from_slice(line);
+            }
+            pos += len + 1;
+        }
+    }
+    Cow::Owned(out)
 }
 
 fn kind(v: &Value) -> &'static str {
