@@ -1,2 +1,47 @@
-//! wip
-fn main() {}
+//! Project automation: `cargo xtask train | bench | ci`.
+//!
+//! Thin drivers over the workspace crates and scripts; one module per command.
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod ci;
+mod train;
+
+/// PoseFace-rs project tasks.
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Train PoseFace on the built-in synthetic data.
+    Train(train::TrainArgs),
+    /// Run the benchmark suite and write docs/BENCHMARKS.md.
+    Bench(bench::BenchArgs),
+    /// Run the CI checks: fmt, clippy, tests.
+    Ci,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Task::Train(a) => train::run(a),
+        Task::Bench(a) => bench::run(a),
+        Task::Ci => ci::run(),
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs a command in the workspace root, failing on a non-zero exit.
+fn run_cmd(cmd: &mut std::process::Command) -> anyhow::Result<()> {
+    let status = cmd.current_dir(workspace_root()).status()?;
+    anyhow::ensure!(status.success(), "{cmd:?} failed with {status}");
+    Ok(())
+}

@@ -1,1 +1,79 @@
-fn main() {}
+//! Data-pipeline benchmark (flex-free: pure CPU, one thread): JPEG decode → 5-point
+//! similarity → 112×112 warp → horizontal flip → `(x − 127.5)/127.5` CHW floats, per face.
+//!
+//! Faces are dlib's annotated photos from `../shared/golden/dlib_faces` (the same set the
+//! Python peer `scripts/pipeline_bench.py` times); without them, a generated 480×380 JPEG.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use poseface_data::{
+    Point, arcface_transform, decode_rgb, flip, normalise_chw, read_dlib_xml, warp_affine,
+};
+
+fn faces() -> Vec<(Vec<u8>, Vec<Point>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden/dlib_faces");
+    let mut out = Vec::new();
+    for xml in [
+        "training_with_face_landmarks.xml",
+        "testing_with_face_landmarks.xml",
+    ] {
+        let Ok(list) = read_dlib_xml(dir.join(xml)) else {
+            continue;
+        };
+        for f in list.into_iter().filter(|f| f.points.len() == 68) {
+            let bytes = std::fs::read(dir.join(&f.image)).expect("image named by the xml");
+            let five = poseface_data::five_points(&f.points)
+                .expect("68 points")
+                .to_vec();
+            out.push((bytes, five));
+        }
+    }
+    if out.is_empty() {
+        eprintln!("../shared/golden/dlib_faces not found: benchmarking a generated 480x380 JPEG");
+        let img = image::RgbImage::from_fn(480, 380, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x * y) % 251) as u8])
+        });
+        let pts: Vec<Point> = poseface_data::ARCFACE_TEMPLATE
+            .iter()
+            .map(|p| [p[0] * 2.0 + 100.0, p[1] * 2.0 + 60.0])
+            .collect();
+        out.push((poseface_data::decode::encode_jpeg(&img, 90), pts));
+    }
+    out
+}
+
+fn process(bytes: &[u8], five: &[Point], out: &mut [f32]) {
+    let img = decode_rgb(bytes, "bench").expect("decodable");
+    let m = arcface_transform(five).expect("valid points");
+    let crop = warp_affine(&img, &m, 112, 112).expect("invertible");
+    let sample = poseface_data::FaceSample {
+        image: crop,
+        label: 0,
+        landmarks: None,
+        angles: None,
+    };
+    let flipped = flip(&sample);
+    normalise_chw(&flipped.image, out);
+}
+
+fn bench(c: &mut Criterion) {
+    let faces = faces();
+    let mut buf = vec![0f32; 3 * 112 * 112];
+    let mut group = c.benchmark_group("pipeline");
+    group.throughput(Throughput::Elements(faces.len() as u64));
+    group.sample_size(20);
+    group.bench_function("decode_align_flip_normalise_1thread", |b| {
+        b.iter(|| {
+            for (bytes, five) in &faces {
+                process(black_box(bytes), five, &mut buf);
+            }
+            black_box(&buf);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -239,9 +239,9 @@ mod tests {
             [s * th.cos(), -s * th.sin(), 3.0],
             [s * th.sin(), s * th.cos(), -4.0],
         ];
-        for r in 0..2 {
-            for c in 0..3 {
-                assert!((m.0[r][c] - want[r][c]).abs() < 1e-5, "{m:?}");
+        for (row, want_row) in m.0.iter().zip(&want) {
+            for (v, w) in row.iter().zip(want_row) {
+                assert!((v - w).abs() < 1e-5, "{m:?}");
             }
         }
         let back = m.inverse().unwrap().compose(&m);

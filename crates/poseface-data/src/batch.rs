@@ -108,3 +108,55 @@ impl Batcher<FaceSample, FaceBatch> for FaceBatcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pose::EulerAngles;
+
+    #[test]
+    fn batch_shapes_values_and_masks() {
+        let face = |v: u8, pose: bool| FaceSample {
+            image: image::RgbImage::from_pixel(112, 112, image::Rgb([v, 0, 255])),
+            label: v as u32,
+            landmarks: pose.then(|| vec![[1.0, 2.0]; 68]),
+            angles: pose.then_some(EulerAngles {
+                yaw: 30.0,
+                pitch: 0.0,
+                roll: -5.0,
+            }),
+        };
+        let device = Device::default();
+        let b = FaceBatcher::default().batch(vec![face(0, true), face(51, false)], &device);
+        assert_eq!(b.images.dims(), [2, 3, 112, 112]);
+        assert_eq!(b.landmarks.dims(), [2, 68, 2]);
+        let px = b
+            .images
+            .clone()
+            .slice([1..2, 0..3, 5..6, 7..8])
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(px, vec![(51.0 - 127.5) / 127.5, -1.0, 1.0]);
+        assert_eq!(
+            b.labels
+                .into_data()
+                .convert::<i64>()
+                .try_to_vec::<i64>()
+                .unwrap(),
+            vec![0, 51]
+        );
+        assert_eq!(
+            b.has_angles.into_data().try_to_vec::<bool>().unwrap(),
+            vec![true, false]
+        );
+        assert_eq!(
+            b.angles.into_data().try_to_vec::<f32>().unwrap(),
+            vec![30.0, 0.0, -5.0, 0.0, 0.0, 0.0]
+        );
+        assert_eq!(
+            b.has_landmarks.into_data().try_to_vec::<bool>().unwrap(),
+            vec![true, false]
+        );
+    }
+}

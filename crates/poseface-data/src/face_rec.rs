@@ -67,6 +67,9 @@ impl Property {
     }
 }
 
+/// `[first, end)` image positions per identity.
+type IdentityRanges = Vec<(u64, u64)>;
+
 /// A face-recognition RecordIO dataset: images with identity labels, grouped by identity.
 #[derive(Debug)]
 pub struct FaceRecordSet {
@@ -106,7 +109,7 @@ impl FaceRecordSet {
     fn from_header(
         reader: &RecordIoReader,
         r0: &IrRecord<'_>,
-    ) -> Result<(Vec<u64>, Option<Vec<(u64, u64)>>)> {
+    ) -> Result<(Vec<u64>, Option<IdentityRanges>)> {
         let path = reader.path();
         let err = |k: u64, m: String| DataError::format(path, Location::Record(k), m);
         let range = |k: u64, r: &IrRecord<'_>| -> Result<(u64, u64)> {

@@ -62,8 +62,8 @@ pub struct Inspection {
     pub corrupt: Vec<CorruptEntry>,
 }
 
-/// Inspects `path`; `progress` is called with the number of entries done since the last call.
-pub fn inspect(path: &Path, progress: &(dyn Fn(u64) + Sync)) -> Result<Inspection> {
+/// Inspects `path`; `progress(done, total)` is called as entries are decoded.
+pub fn inspect(path: &Path, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Inspection> {
     let mut out = Inspection {
         path: path.display().to_string(),
         ..Default::default()
@@ -80,7 +80,7 @@ pub fn inspect(path: &Path, progress: &(dyn Fn(u64) + Sync)) -> Result<Inspectio
                         entry: name(i),
                         error: e.to_string(),
                     });
-                progress(1);
+                progress(1, n as u64);
                 r
             })
             .collect();

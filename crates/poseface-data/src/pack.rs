@@ -27,15 +27,17 @@ pub struct PackReport {
 
 /// Packs the ImageFolder at `src` into `out/train.rec`, `train.idx`, `property` (and
 /// `pose.sidecar` when `src` has one). Images are stored byte for byte as found; unreadable
-/// ones are skipped and listed. `progress` receives the number of images handled.
+/// ones are skipped and listed. `progress(done, total)` is called as images are checked.
 pub fn pack_image_folder(
     src: &Path,
     out: &Path,
-    progress: &(dyn Fn(u64) + Sync),
+    progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<PackReport> {
     let folder = ImageFolder::open(src)?;
+    let total = folder.len() as u64;
     // Validate every image first: record 0 must announce the final counts.
-    let checked: Vec<std::result::Result<(Vec<u8>, (u32, u32)), CorruptEntry>> = folder
+    type Checked = std::result::Result<(Vec<u8>, (u32, u32)), CorruptEntry>;
+    let checked: Vec<Checked> = folder
         .images()
         .par_iter()
         .map(|img| {
@@ -53,7 +55,7 @@ pub fn pack_image_folder(
                         .map_err(|e| e.to_string())
                 })
                 .map_err(|error| CorruptEntry { entry: name, error });
-            progress(1);
+            progress(1, total);
             r
         })
         .collect();

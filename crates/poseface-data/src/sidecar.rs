@@ -248,8 +248,8 @@ impl PoseSidecarWriter {
         for v in [a.yaw, a.pitch, a.roll] {
             b.extend_from_slice(&v.to_le_bytes());
         }
-        let flags =
-            u32::from(r.angles.is_some()) * FLAG_ANGLES | u32::from(lm.is_some()) * FLAG_LANDMARKS;
+        let flags = (u32::from(r.angles.is_some()) * FLAG_ANGLES)
+            | (u32::from(lm.is_some()) * FLAG_LANDMARKS);
         b.extend_from_slice(&flags.to_le_bytes());
         for k in 0..self.points {
             let p = lm.map_or([0.0; 2], |l| l[k]);

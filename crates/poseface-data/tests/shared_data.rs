@@ -51,10 +51,9 @@ fn alignment_matches_skimage_and_opencv_on_dlib_faces() {
             .unwrap();
         let m = arcface_transform(&face.points).unwrap();
         let want = f["matrix"].as_array().unwrap();
-        for r in 0..2 {
-            for c in 0..3 {
-                let d = (m.0[r][c] - want[r][c].as_f64().unwrap()).abs();
-                worst_matrix = worst_matrix.max(d);
+        for (row, want_row) in m.0.iter().zip(want) {
+            for (v, w) in row.iter().zip(want_row.as_array().unwrap()) {
+                worst_matrix = worst_matrix.max((v - w.as_f64().unwrap()).abs());
             }
         }
         let pixels = decode_rgb(&std::fs::read(dir.join(image)).unwrap(), image).unwrap();
@@ -178,7 +177,7 @@ fn orl_as_image_folder_packs_to_recordio() {
     assert!(p[0] == p[1] && p[1] == p[2], "grey expanded to RGB");
 
     let out = tempfile::tempdir().unwrap();
-    let report = poseface_data::pack::pack_image_folder(&orl, out.path(), &|_| {}).unwrap();
+    let report = poseface_data::pack::pack_image_folder(&orl, out.path(), &|_, _| {}).unwrap();
     assert_eq!(
         (report.images, report.identities, report.skipped.len()),
         (400, 40, 0)
@@ -195,7 +194,7 @@ fn orl_as_image_folder_packs_to_recordio() {
             .unwrap()
             .as_slice()
     );
-    let report = inspect(out.path(), &|_| {}).unwrap();
+    let report = inspect(out.path(), &|_, _| {}).unwrap();
     assert_eq!(
         (report.images, report.identities, report.corrupt.len()),
         (400, Some(40), 0)
@@ -226,7 +225,7 @@ fn imm_folder_with_a_corrupt_image_is_listed_not_fatal() {
     let mut bytes = std::fs::read(&bad).unwrap();
     bytes.truncate(bytes.len() / 3);
     std::fs::write(&bad, bytes).unwrap();
-    let report = inspect(dir.path(), &|_| {}).unwrap();
+    let report = inspect(dir.path(), &|_, _| {}).unwrap();
     assert_eq!((report.images, report.identities), (5, Some(2)));
     assert_eq!(report.corrupt.len(), 1);
     assert!(

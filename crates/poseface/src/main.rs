@@ -1,1 +1,44 @@
-fn main() {}
+//! The `poseface` command line.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Pose-robust face recognition: data tools, alignment and head pose.
+#[derive(Parser)]
+#[command(name = "poseface", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Dataset tools: inspect and pack.
+    Data {
+        #[command(subcommand)]
+        command: cmd::data::DataCommand,
+    },
+    /// Align a face to the ArcFace 112×112 template from 5 or 68 landmarks.
+    Align(cmd::align::AlignArgs),
+    /// Estimate yaw, pitch and roll (degrees) from 5 or 68 landmarks.
+    Pose(cmd::pose::PoseArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Data { command } => cmd::data::run(command),
+        Command::Align(args) => cmd::align::run(args),
+        Command::Pose(args) => cmd::pose::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::from(2)
+        }
+    }
+}

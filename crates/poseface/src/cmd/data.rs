@@ -1,0 +1,128 @@
+//! `poseface data`: inspect and pack datasets.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use poseface_data::inspect::inspect;
+use poseface_data::pack::pack_image_folder;
+
+/// `poseface data …`
+#[derive(Subcommand)]
+pub enum DataCommand {
+    /// Count images, identities, pairs, sizes and pose, and list corrupt entries of a
+    /// RecordIO directory, an ImageFolder or a verification `.bin`.
+    Inspect(InspectArgs),
+    /// Pack an ImageFolder into RecordIO (`train.rec`, `train.idx`, `property`, pose sidecar).
+    Pack(PackArgs),
+}
+
+/// Arguments of `poseface data inspect`.
+#[derive(Args)]
+pub struct InspectArgs {
+    /// A RecordIO directory, an ImageFolder root or a `.bin` file.
+    path: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `poseface data pack`.
+#[derive(Args)]
+pub struct PackArgs {
+    /// The ImageFolder root.
+    #[arg(long)]
+    images: PathBuf,
+    /// The output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs a `data` subcommand.
+pub fn run(command: DataCommand) -> Result<()> {
+    match command {
+        DataCommand::Inspect(a) => run_inspect(a),
+        DataCommand::Pack(a) => run_pack(a),
+    }
+}
+
+fn run_inspect(a: InspectArgs) -> Result<()> {
+    let bar = super::progress_bar(0, "decoding");
+    bar.set_draw_target(if a.json {
+        indicatif::ProgressDrawTarget::hidden()
+    } else {
+        indicatif::ProgressDrawTarget::stderr()
+    });
+    let r = inspect(&a.path, &|n, total| {
+        bar.set_length(total);
+        bar.inc(n);
+    })?;
+    bar.finish_and_clear();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    println!("{} ({})", r.path, r.kind.replace('_', " "));
+    println!("  images      {}", r.images);
+    if let Some(n) = r.identities {
+        println!("  identities  {n}");
+    }
+    if let (Some(p), Some(pos)) = (r.pairs, r.positives) {
+        println!("  pairs       {p} ({pos} positive, {} negative)", p - pos);
+    }
+    let sizes: Vec<String> = r
+        .image_sizes
+        .iter()
+        .map(|(s, n)| format!("{s} ×{n}"))
+        .collect();
+    println!("  sizes       {}", sizes.join(", "));
+    match &r.pose {
+        Some(h) if h.with_pose > 0 => {
+            let pct = |n: usize| 100.0 * n as f64 / h.with_pose as f64;
+            println!(
+                "  pose        {} with pose: |yaw|<30° {:.1}%, 30–60° {:.1}%, >60° {:.1}%",
+                h.with_pose,
+                pct(h.frontal),
+                pct(h.half_profile),
+                pct(h.profile)
+            );
+        }
+        _ => println!("  pose        unknown (no pose sidecar)"),
+    }
+    println!("  corrupt     {}", r.corrupt.len());
+    for c in &r.corrupt {
+        println!("    {}: {}", c.entry, c.error);
+    }
+    Ok(())
+}
+
+fn run_pack(a: PackArgs) -> Result<()> {
+    let bar = super::progress_bar(0, "packing");
+    if a.json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let r = pack_image_folder(&a.images, &a.out, &|n, total| {
+        bar.set_length(total);
+        bar.inc(n);
+    })?;
+    bar.finish_and_clear();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "wrote {} images of {} identities to {} ({} pose records); skipped {}",
+            r.images,
+            r.identities,
+            a.out.display(),
+            r.pose_records,
+            r.skipped.len()
+        );
+        for s in &r.skipped {
+            println!("  skipped {}: {}", s.entry, s.error);
+        }
+    }
+    Ok(())
+}

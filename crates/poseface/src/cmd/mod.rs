@@ -1,0 +1,43 @@
+//! One module per command.
+
+pub mod align;
+pub mod data;
+pub mod pose;
+
+use anyhow::{Context, Result, bail};
+use poseface_data::Point;
+
+/// Parses `x1,y1,x2,y2,…` into 5 or 68 points.
+pub fn parse_points(text: &str) -> Result<Vec<Point>> {
+    let values: Vec<f32> = text
+        .split(',')
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .enumerate()
+        .map(|(i, s)| {
+            s.parse::<f32>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .with_context(|| format!("--points value {} ({s:?}) is not a finite number", i + 1))
+        })
+        .collect::<Result<_>>()?;
+    if values.len() != 10 && values.len() != 136 {
+        bail!(
+            "--points needs 5 or 68 x,y pairs (10 or 136 numbers), got {} numbers",
+            values.len()
+        );
+    }
+    Ok(values.chunks_exact(2).map(|c| [c[0], c[1]]).collect())
+}
+
+/// A progress bar with rate and ETA for `len` items.
+pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{what} {{bar:40}} {{pos}}/{{len}} [{{elapsed_precise}} < {{eta_precise}}, {{per_sec}}]"
+        ))
+        .expect("valid template"),
+    );
+    bar
+}

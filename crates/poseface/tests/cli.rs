@@ -1,0 +1,162 @@
+//! The `poseface` command line as a user runs it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use poseface::data::{EulerAngles, mean_face::mean_face_68, pose::project};
+
+fn poseface(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_poseface"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn points_arg(points: &[[f32; 2]]) -> String {
+    points
+        .iter()
+        .flat_map(|p| [p[0].to_string(), p[1].to_string()])
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[test]
+fn pose_json_recovers_a_known_pose() {
+    let truth = EulerAngles {
+        yaw: -48.0,
+        pitch: 9.0,
+        roll: 4.0,
+    };
+    let pts = project(&mean_face_68(), truth, 0.6, [60.0, 58.0]);
+    let out = poseface(&["pose", "--points", &points_arg(&pts), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!((v["yaw"].as_f64().unwrap() + 48.0).abs() < 0.1, "{v}");
+    assert!((v["pitch"].as_f64().unwrap() - 9.0).abs() < 0.1, "{v}");
+    assert!((v["roll"].as_f64().unwrap() - 4.0).abs() < 0.1, "{v}");
+}
+
+#[test]
+fn bad_input_is_one_line_and_non_zero() {
+    for args in [
+        vec!["pose", "--points", "1,2,3"],
+        vec!["pose", "--points", "1,2,3,4,5,6,7,8,9,x"],
+        vec!["data", "inspect", "/no/such/path"],
+        vec![
+            "align",
+            "--image",
+            "/no/such.png",
+            "--points",
+            "1,2,3,4,5,6,7,8,9,10",
+            "--out",
+            "/tmp/x.png",
+        ],
+    ] {
+        let out = poseface(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{err}");
+    }
+}
+
+#[test]
+fn pack_then_inspect_an_image_folder_with_a_corrupt_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("faces");
+    for (id, n) in [("alice", 3u8), ("bob", 2)] {
+        std::fs::create_dir_all(root.join(id)).unwrap();
+        for k in 0..n {
+            let img =
+                image::RgbImage::from_fn(20, 24, |x, y| image::Rgb([x as u8 * k, y as u8, 9]));
+            img.save(root.join(id).join(format!("{k}.png"))).unwrap();
+        }
+    }
+    std::fs::write(
+        root.join("bob/broken.jpg"),
+        b"\xff\xd8\xff\xe0 not really a jpeg",
+    )
+    .unwrap();
+    let out = poseface(&["data", "inspect", root.to_str().unwrap(), "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["images"].as_u64(), v["identities"].as_u64()),
+        (Some(5), Some(2))
+    );
+    let corrupt = v["corrupt"].as_array().unwrap();
+    assert_eq!(corrupt.len(), 1);
+    assert!(
+        corrupt[0]["entry"]
+            .as_str()
+            .unwrap()
+            .ends_with("broken.jpg")
+    );
+
+    let rec = dir.path().join("rec");
+    let out = poseface(&[
+        "data",
+        "pack",
+        "--images",
+        root.to_str().unwrap(),
+        "--out",
+        rec.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["images"].as_u64(), v["identities"].as_u64()),
+        (Some(5), Some(2))
+    );
+    assert_eq!(v["skipped"].as_array().unwrap().len(), 1);
+    let out = poseface(&["data", "inspect", rec.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            v["kind"].as_str(),
+            v["images"].as_u64(),
+            v["identities"].as_u64()
+        ),
+        (Some("recordio"), Some(5), Some(2))
+    );
+    assert_eq!(v["image_sizes"]["20x24"].as_u64(), Some(5));
+}
+
+#[test]
+fn align_writes_the_template_crop() {
+    // A white image whose points sit on the template: the crop is the image itself.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("face.png");
+    image::RgbImage::from_pixel(112, 112, image::Rgb([200, 100, 50]))
+        .save(&src)
+        .unwrap();
+    let out_path = dir.path().join("crop.png");
+    let pts = points_arg(&poseface::data::ARCFACE_TEMPLATE);
+    let out = poseface(&[
+        "align",
+        "--image",
+        src.to_str().unwrap(),
+        "--points",
+        &pts,
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let crop = image::open(&out_path).unwrap().into_rgb8();
+    assert_eq!(crop.dimensions(), (112, 112));
+    assert_eq!(crop.get_pixel(56, 56).0, [200, 100, 50]);
+    assert!(Path::new(&out_path).exists());
+}
