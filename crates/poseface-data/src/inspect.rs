@@ -102,21 +102,27 @@ pub fn inspect(path: &Path, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Insp
         out.kind = "recordio".into();
         let set = FaceRecordSet::open(path)?;
         let rec = set.reader().path().display().to_string();
-        let labels: Vec<Option<u32>> = (0..set.len())
-            .map(|i| set.image(i).ok().map(|(l, _)| l))
-            .collect();
+        let name = |i: usize| format!("{rec}[record {}]", set.key(i).unwrap_or_default());
         let results = decode_all(
             set.len(),
             &|i| {
                 let (_, bytes) = set.image(i)?;
-                decode_rgb(&bytes, "")
+                decode_rgb(&bytes, &name(i))
             },
-            &|i| format!("{rec}[record {}]", set.key(i).unwrap_or_default()),
+            &name,
         );
-        let mut ids: Vec<u32> = labels.into_iter().flatten().collect();
-        ids.sort_unstable();
-        ids.dedup();
-        out.identities = Some(set.identity_ranges().map_or(ids.len(), <[_]>::len));
+        // The header records give the identity count; only flat sets need a pass over labels.
+        out.identities = Some(match set.identity_ranges() {
+            Some(ranges) => ranges.len(),
+            None => {
+                let mut ids: Vec<u32> = (0..set.len())
+                    .filter_map(|i| set.image(i).ok().map(|(l, _)| l))
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+                ids.len()
+            }
+        });
         tally(results, &mut out);
         out.pose = pose_histogram(&path.join(SIDECAR_FILE))?;
     } else if path.is_dir() {

@@ -37,6 +37,20 @@ fn python3() -> Option<&'static str> {
     ok.then_some("python3")
 }
 
+/// A JSON array of numbers as `f64`s.
+fn json_floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// `f32` labels widened exactly, as Python's `struct.unpack('<f')` does.
+fn widen(labels: &[f32]) -> Vec<f64> {
+    labels.iter().map(|&v| v as f64).collect()
+}
+
 /// Compares every record of `reader` with the Python reader's JSON description.
 fn assert_matches_reference(reader: &RecordIoReader, expected: &Value) {
     let records = expected["records"].as_array().unwrap();
@@ -56,15 +70,9 @@ fn assert_matches_reference(reader: &RecordIoReader, expected: &Value) {
             r["label"].as_f64().unwrap(),
             "label of {key}"
         );
-        let labels: Vec<f64> = r["extra_labels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap())
-            .collect();
         assert_eq!(
-            rec.labels.iter().map(|&v| v as f64).collect::<Vec<_>>(),
-            labels,
+            widen(&rec.labels),
+            json_floats(&r["extra_labels"]),
             "labels of {key}"
         );
         assert_eq!(rec.header.id, r["id"].as_u64().unwrap(), "id of {key}");
@@ -162,13 +170,7 @@ fn python_reference_reads_what_we_write() {
             0.0
         };
         assert_eq!(r["label"].as_f64().unwrap(), label);
-        let got: Vec<f64> = r["extra_labels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap())
-            .collect();
-        assert_eq!(got, labels.iter().map(|&v| v as f64).collect::<Vec<_>>());
+        assert_eq!(json_floats(&r["extra_labels"]), widen(labels));
         assert_eq!(
             (r["id"].as_u64().unwrap(), r["id2"].as_u64().unwrap()),
             (h.id, h.id2)

@@ -26,6 +26,17 @@ fn shared(sub: &str) -> Option<PathBuf> {
     }
 }
 
+/// Per-value `|crop − golden|` against a committed PNG crop.
+fn abs_diff_to_golden(crop: &image::RgbImage, golden: &Path) -> Vec<u8> {
+    let golden = image::open(golden).unwrap().into_rgb8();
+    assert_eq!(crop.dimensions(), golden.dimensions());
+    crop.as_raw()
+        .iter()
+        .zip(golden.as_raw())
+        .map(|(a, b)| a.abs_diff(*b))
+        .collect()
+}
+
 #[test]
 fn alignment_matches_skimage_and_opencv_on_dlib_faces() {
     let Some(dir) = shared("golden/dlib_faces") else {
@@ -58,15 +69,7 @@ fn alignment_matches_skimage_and_opencv_on_dlib_faces() {
         }
         let pixels = decode_rgb(&std::fs::read(dir.join(image)).unwrap(), image).unwrap();
         let (crop, _) = align_face(&pixels, &face.points).unwrap();
-        let golden = image::open(fixtures.join(f["crop"].as_str().unwrap()))
-            .unwrap()
-            .into_rgb8();
-        let diffs: Vec<u8> = crop
-            .as_raw()
-            .iter()
-            .zip(golden.as_raw())
-            .map(|(a, b)| a.abs_diff(*b))
-            .collect();
+        let diffs = abs_diff_to_golden(&crop, &fixtures.join(f["crop"].as_str().unwrap()));
         let mean = diffs.iter().map(|&d| d as f64).sum::<f64>() / diffs.len() as f64;
         worst_mean = worst_mean.max(mean);
         worst_max = worst_max.max(*diffs.iter().max().unwrap());
@@ -106,15 +109,7 @@ fn warp_matches_opencv_on_identical_pixels() {
         let crop =
             poseface_data::warp_affine(&src, &poseface_data::Affine2([row(0), row(1)]), 112, 112)
                 .unwrap();
-        let golden = image::open(fixtures.join(case["crop"].as_str().unwrap()))
-            .unwrap()
-            .into_rgb8();
-        let diffs: Vec<u8> = crop
-            .as_raw()
-            .iter()
-            .zip(golden.as_raw())
-            .map(|(a, b)| a.abs_diff(*b))
-            .collect();
+        let diffs = abs_diff_to_golden(&crop, &fixtures.join(case["crop"].as_str().unwrap()));
         let off = diffs.iter().filter(|&&d| d > 0).count();
         assert!(
             diffs.iter().all(|&d| d <= 1) && off * 100 <= diffs.len(),

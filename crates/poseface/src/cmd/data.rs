@@ -50,16 +50,8 @@ pub fn run(command: DataCommand) -> Result<()> {
 }
 
 fn run_inspect(a: InspectArgs) -> Result<()> {
-    let bar = super::progress_bar(0, "decoding");
-    bar.set_draw_target(if a.json {
-        indicatif::ProgressDrawTarget::hidden()
-    } else {
-        indicatif::ProgressDrawTarget::stderr()
-    });
-    let r = inspect(&a.path, &|n, total| {
-        bar.set_length(total);
-        bar.inc(n);
-    })?;
+    let bar = super::progress_bar("decoding", a.json);
+    let r = inspect(&a.path, &|n, total| super::advance(&bar, n, total))?;
     bar.finish_and_clear();
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -100,13 +92,9 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
 }
 
 fn run_pack(a: PackArgs) -> Result<()> {
-    let bar = super::progress_bar(0, "packing");
-    if a.json {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
+    let bar = super::progress_bar("packing", a.json);
     let r = pack_image_folder(&a.images, &a.out, &|n, total| {
-        bar.set_length(total);
-        bar.inc(n);
+        super::advance(&bar, n, total)
     })?;
     bar.finish_and_clear();
     if a.json {

@@ -30,9 +30,13 @@ pub fn parse_points(text: &str) -> Result<Vec<Point>> {
     Ok(values.chunks_exact(2).map(|c| [c[0], c[1]]).collect())
 }
 
-/// A progress bar with rate and ETA for `len` items.
-pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(len);
+/// A progress bar with rate and ETA on stderr, hidden when `quiet` (e.g. JSON output). Its
+/// length is set by the first progress report.
+pub fn progress_bar(what: &str, quiet: bool) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    if quiet {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
     bar.set_style(
         indicatif::ProgressStyle::with_template(&format!(
             "{what} {{bar:40}} {{pos}}/{{len}} [{{elapsed_precise}} < {{eta_precise}}, {{per_sec}}]"
@@ -40,4 +44,10 @@ pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
         .expect("valid template"),
     );
     bar
+}
+
+/// Advances `bar` from a library `progress(done, total)` report.
+pub fn advance(bar: &indicatif::ProgressBar, done: u64, total: u64) {
+    bar.set_length(total);
+    bar.inc(done);
 }
