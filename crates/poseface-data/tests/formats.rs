@@ -37,6 +37,17 @@ fn python3() -> Option<&'static str> {
     ok.then_some("python3")
 }
 
+/// Runs a Python command to success and returns its stdout.
+fn run_python(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// A JSON array of numbers as `f64`s.
 fn json_floats(v: &Value) -> Vec<f64> {
     v.as_array()
@@ -147,18 +158,9 @@ fn python_reference_reads_what_we_write() {
         expected.push((header, labels));
     }
     w.finish().unwrap();
-    let out = Command::new(py)
-        .arg(repo_root().join("scripts/recordio_reference.py"))
-        .arg("read")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let script = repo_root().join("scripts/recordio_reference.py");
+    let stdout = run_python(Command::new(py).arg(script).arg("read").arg(dir.path()));
+    let json: Value = serde_json::from_slice(&stdout).unwrap();
     let records = json["records"].as_array().unwrap();
     assert_eq!(records.len(), images.len());
     for (k, r) in records.iter().enumerate() {
@@ -251,17 +253,8 @@ fn python_unpickles_what_we_write() {
     let script = "import pickle,sys,hashlib\n\
         b,s=pickle.load(open(sys.argv[1],'rb'),encoding='bytes')\n\
         print(' '.join(hashlib.sha256(x).hexdigest() for x in b)); print(s)";
-    let out = Command::new(py)
-        .args(["-c", script])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text =
+        String::from_utf8(run_python(Command::new(py).args(["-c", script]).arg(&path))).unwrap();
     let hashes: Vec<String> = bin.images.iter().map(|i| sha256(i)).collect();
     assert_eq!(text, format!("{}\n[False, True]\n", hashes.join(" ")));
 }
