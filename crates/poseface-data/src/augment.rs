@@ -52,6 +52,30 @@ impl Default for AugmentConfig {
 }
 
 impl AugmentConfig {
+    /// Checks that every strength is finite and in range (probability in `[0, 1]`, scale
+    /// jitter in `[0, 1)`, the others non-negative).
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |what: &str, v: f32| {
+            crate::DataError::Invalid(format!("augmentation {what} = {v} is out of range"))
+        };
+        if !(0.0..=1.0).contains(&self.flip_prob) {
+            return Err(bad("flip_prob", self.flip_prob));
+        }
+        if !(0.0..1.0).contains(&self.scale_jitter) {
+            return Err(bad("scale_jitter", self.scale_jitter));
+        }
+        for (what, v) in [
+            ("shift_jitter", self.shift_jitter),
+            ("brightness", self.brightness),
+            ("contrast", self.contrast),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(bad(what, v));
+            }
+        }
+        Ok(())
+    }
+
     /// No augmentation at all (evaluation).
     pub fn none() -> Self {
         Self {
@@ -96,7 +120,12 @@ pub fn augment<R: Rng + ?Sized>(
         // Scale about the centre, then shift.
         let m = Affine2([[k, 0.0, cx - k * cx + dx], [0.0, k, cy - k * cy + dy]]);
         let (w, h) = s.image.dimensions();
-        s.image = warp_affine(&s.image, &m, w, h).expect("a jitter with k > 0 is invertible");
+        // `k > 0` for a validated config; an unvalidated one leaves the image as it is.
+        if let Ok(warped) = warp_affine(&s.image, &m, w, h) {
+            s.image = warped;
+        } else {
+            return s;
+        }
         if let Some(l) = s.landmarks.as_mut() {
             for p in l.iter_mut() {
                 let q = m.apply([p[0] as f64, p[1] as f64]);

@@ -104,23 +104,24 @@ impl FaceDataset {
         } else {
             None
         };
-        Ok(Self::new(storage, sidecar, augment, seed))
+        Self::new(storage, sidecar, augment, seed)
     }
 
-    /// Builds a dataset from parts.
+    /// Builds a dataset from parts; errors when `augment` is out of range.
     pub fn new(
         storage: FaceStorage,
         sidecar: Option<PoseSidecar>,
         augment: AugmentConfig,
         seed: u64,
-    ) -> Self {
-        Self {
+    ) -> Result<Self> {
+        augment.validate()?;
+        Ok(Self {
             storage,
             sidecar,
             augment,
             seed,
             epoch: AtomicU64::new(0),
-        }
+        })
     }
 
     /// The storage.
@@ -228,6 +229,20 @@ pub fn epoch_permutation(len: usize, seed: u64, epoch: u64) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn out_of_range_augmentation_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FaceStorage::open(dir.path()).unwrap();
+        let cfg = AugmentConfig {
+            scale_jitter: 1.5,
+            ..AugmentConfig::default()
+        };
+        let e = FaceDataset::new(storage, None, cfg, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("scale_jitter = 1.5"), "{e}");
+    }
 
     #[test]
     fn epoch_permutations_are_seeded() {
