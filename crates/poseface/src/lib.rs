@@ -13,3 +13,4 @@
 //! ```
 
 pub use poseface_data as data;
+pub use poseface_synth as synth;

@@ -15,6 +15,9 @@ pub enum DataCommand {
     Inspect(InspectArgs),
     /// Pack an ImageFolder into RecordIO (`train.rec`, `train.idx`, `property`, pose sidecar).
     Pack(PackArgs),
+    /// Render a synthetic dataset with ground-truth identity, landmarks and pose (RecordIO +
+    /// sidecar, verification .bin pair sets, an IJB-style set), and/or a montage.
+    Synth(super::synth::SynthArgs),
 }
 
 /// Arguments of `poseface data inspect`.
@@ -46,6 +49,7 @@ pub fn run(command: DataCommand) -> Result<()> {
     match command {
         DataCommand::Inspect(a) => run_inspect(a),
         DataCommand::Pack(a) => run_pack(a),
+        DataCommand::Synth(a) => super::synth::run(a),
     }
 }
 

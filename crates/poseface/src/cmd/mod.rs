@@ -3,6 +3,7 @@
 pub mod align;
 pub mod data;
 pub mod pose;
+pub mod synth;
 
 use anyhow::{Context, Result, bail};
 use poseface_data::Point;
