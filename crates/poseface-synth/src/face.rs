@@ -23,6 +23,8 @@
 //! the far half simply becomes hidden (see [`crate::render::Rendered::visible`]), as in
 //! 3D-consistent annotations (300W-LP, AFLW2000-3D).
 
+use poseface_data::pose::EulerAngles;
+
 use crate::identity::{Expression, Identity, lerp3};
 use crate::noise::fbm;
 
@@ -615,12 +617,12 @@ impl FaceShape {
         (phi, y)
     }
 
-    /// The 68 landmarks (iBUG order) on the surface under expression `e`, in the model frame.
-    pub fn landmarks(&self, e: &Expression) -> [[f32; 3]; 68] {
+    /// The surface parameters `(φ, y)` of the 68 landmarks under expression `e`.
+    fn landmark_params(&self, e: &Expression) -> [(f32, f32); 68] {
         let plane = self.feature_landmarks(e);
-        let mut out = [[0.0f32; 3]; 68];
+        let mut out = [(0.0f32, 0.0f32); 68];
         for (k, o) in out.iter_mut().enumerate() {
-            let (phi, y) = if k < 17 {
+            *o = if k < 17 {
                 let (phi, y) = self.jaw_anchor(k);
                 let x = self.base_x(phi, y);
                 let (_, dy) = self.expression_offset(x, y, e);
@@ -630,9 +632,41 @@ impl FaceShape {
                 let (dx, dy) = self.expression_offset(x, y, e);
                 (self.phi_at(x + dx, y + dy), y + dy)
             };
-            *o = self.point(phi, y, e).position;
         }
         out
+    }
+
+    /// The 68 landmarks (iBUG order) on the surface under expression `e`, in the model frame.
+    pub fn landmarks(&self, e: &Expression) -> [[f32; 3]; 68] {
+        self.landmark_params(e)
+            .map(|(phi, y)| self.point(phi, y, e).position)
+    }
+
+    /// Whether each landmark's surface faces the camera when the head is at `pose`: a
+    /// back-face test on the surface normal, without rasterising. Occlusion by another part
+    /// of the face (the nose hiding the far cheek) is not modelled here; the renderer's
+    /// depth-buffer test ([`crate::render::Rendered::visible`]) covers it.
+    pub fn landmark_visibility(&self, e: &Expression, pose: EulerAngles) -> Vec<bool> {
+        let r = crate::render::rotation_f32(pose);
+        let h = 0.01f32;
+        self.landmark_params(e)
+            .iter()
+            .map(|&(phi, y)| {
+                let p = |a: f32, b: f32| self.point(a, b, e).position;
+                let (l, rr) = (p(phi - h, y), p(phi + h, y));
+                let (u, d) = (p(phi, y - 1.0), p(phi, y + 1.0));
+                let tphi = [rr[0] - l[0], rr[1] - l[1], rr[2] - l[2]];
+                let ty = [d[0] - u[0], d[1] - u[1], d[2] - u[2]];
+                let n = [
+                    ty[1] * tphi[2] - ty[2] * tphi[1],
+                    ty[2] * tphi[0] - ty[0] * tphi[2],
+                    ty[0] * tphi[1] - ty[1] * tphi[0],
+                ];
+                let nz = r[2][0] * n[0] + r[2][1] * n[1] + r[2][2] * n[2];
+                let len = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt().max(1e-9);
+                nz / len < -0.05
+            })
+            .collect()
     }
 }
 

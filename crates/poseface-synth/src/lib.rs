@@ -8,6 +8,7 @@ pub mod face;
 pub mod generate;
 pub mod identity;
 pub mod ijb;
+pub mod landmark_sampler;
 pub mod mesh;
 pub mod montage;
 mod noise;
