@@ -1,14 +1,19 @@
-//! Rendering throughput of the synthetic face generator (CPU, one thread per measurement).
+//! Throughput of the synthetic face generator on the CPU.
 //!
 //! `cargo bench -p poseface-synth --bench render`; `cargo xtask bench` runs it and writes
-//! the per-image times and the 2-core images/s into `docs/BENCHMARKS.md`.
+//! the figures into `docs/BENCHMARKS.md`. Single-image rows run on one thread; the
+//! `dataset_*` row renders a batch on all cores the way `poseface data synth` does (each
+//! identity's mesh built once for 16 pictures, random scenes, degradations and alignment).
 
 use std::hint::black_box;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use poseface_data::pose::EulerAngles;
+use poseface_synth::config::{Preset, SynthConfig};
 use poseface_synth::face::FaceShape;
+use poseface_synth::generate::{Generator, ImagePlan};
 use poseface_synth::identity::{Expression, Identity, IdentityCode};
+use poseface_synth::landmark_sampler::LandmarkSampler;
 use poseface_synth::mesh::{FaceMesh, MeshResolution};
 use poseface_synth::render::{Renderer, Scene};
 use rand::SeedableRng;
@@ -20,6 +25,7 @@ fn bench(c: &mut Criterion) {
     let mesh = FaceMesh::build(&shape, MeshResolution::default());
     let mut g = c.benchmark_group("synth");
     g.sample_size(20);
+    g.throughput(Throughput::Elements(1));
     g.bench_function("mesh_build", |b| {
         b.iter(|| FaceMesh::build(black_box(&shape), MeshResolution::default()))
     });
@@ -37,8 +43,34 @@ fn bench(c: &mut Criterion) {
     g.bench_function("render_160_ss1", |b| {
         b.iter(|| renderer.render(&shape, &mesh, &Expression::default(), black_box(&ss1)))
     });
-    g.bench_function("landmarks_68", |b| {
-        b.iter(|| shape.landmarks(black_box(&Expression::default())))
+    let sampler = LandmarkSampler::default();
+    let mut i = 0u64;
+    g.bench_function("landmark_sample", |b| {
+        b.iter(|| {
+            i += 1;
+            sampler.sample(black_box(i))
+        })
+    });
+    let generator = Generator::new(SynthConfig::preset(Preset::Tiny, 1)).expect("valid preset");
+    let plans: Vec<ImagePlan> = (0..64u64)
+        .map(|k| ImagePlan {
+            identity: k / 16,
+            pose: EulerAngles {
+                yaw: -80.0 + 2.5 * k as f32,
+                pitch: 0.0,
+                roll: 0.0,
+            },
+            stream: 2,
+            index: k,
+        })
+        .collect();
+    g.throughput(Throughput::Elements(plans.len() as u64));
+    g.bench_function("dataset_64_all_cores", |b| {
+        b.iter(|| {
+            generator
+                .render_map(&plans, |_, s| Ok(s.aligned()?.0), &|| {})
+                .expect("renders")
+        })
     });
     g.finish();
 }

@@ -110,6 +110,22 @@ fn smax(a: f32, b: f32, k: f32) -> f32 {
     m + k * (-(a - b).abs() / k).exp().ln_1p()
 }
 
+/// Intermediate values of one surface evaluation.
+struct Geometry {
+    position: [f32; 3],
+    /// `x` of the undisplaced surface.
+    bx: f32,
+    /// Neutral (expression-free) frontal coordinates.
+    nx: f32,
+    ny: f32,
+    /// Weight of the facial features (1 on the face, 0 at the sides and back).
+    front: f32,
+    /// Hair coverage.
+    hair: f32,
+    /// Normalised distance from the ear's centre (< 1 on the ear).
+    ear_rho: f32,
+}
+
 /// An identity's face with everything derived from its parameters.
 #[derive(Debug, Clone)]
 pub struct FaceShape {
@@ -293,29 +309,46 @@ impl FaceShape {
 
     /// The surface point at angle `phi` (radians) and height `y` (mm) under expression `e`.
     pub fn point(&self, phi: f32, y: f32, e: &Expression) -> SurfacePoint {
+        let g = self.geometry(phi, y, e);
+        let (albedo, region) = self.albedo(phi, g.bx, y, g.nx, g.ny, g.front, g.hair, g.ear_rho, e);
+        SurfacePoint {
+            position: g.position,
+            albedo,
+            region,
+        }
+    }
+
+    /// Only the position of [`FaceShape::point`] (no albedo: cheaper).
+    pub fn position(&self, phi: f32, y: f32, e: &Expression) -> [f32; 3] {
+        self.geometry(phi, y, e).position
+    }
+
+    fn geometry(&self, phi: f32, y: f32, e: &Expression) -> Geometry {
         let (s, c) = phi.sin_cos();
         let base = self.base_radius(s, c, y);
         let front = smoothstep(0.05, 0.45, c) * smoothstep(self.chin + 6.0, self.chin - 4.0, y);
-        let (bx, by) = (base * s, y);
+        let bx = base * s;
         let (nx, ny) = if front > 0.0 {
-            self.unwarp(bx, by, e)
+            self.unwarp(bx, y, e)
         } else {
-            (bx, by)
+            (bx, y)
         };
         let mut r = base;
         if front > 0.0 {
             r += front * self.features(nx, ny, e.smile);
         }
-        let (ear, rho) = self.ear(phi, y);
+        let (ear, ear_rho) = self.ear(phi, y);
         r += ear;
         let hair = self.hair_mask(phi, y);
         r += hair * self.id.hair_volume * smoothstep(self.top, self.top + 20.0, y);
-        let position = [r * s, y, AXIS_Z - r * c];
-        let (albedo, region) = self.albedo(phi, bx, by, nx, ny, front, hair, rho, e);
-        SurfacePoint {
-            position,
-            albedo,
-            region,
+        Geometry {
+            position: [r * s, y, AXIS_Z - r * c],
+            bx,
+            nx,
+            ny,
+            front,
+            hair,
+            ear_rho,
         }
     }
 
@@ -385,7 +418,9 @@ impl FaceShape {
         if id.beard > 0.0 {
             // Chin, jaw and upper lip, rising along the jaw towards the sideburns.
             let edge = id.mouth_y - 14.0 - 0.9 * (ax - 22.0).max(0.0);
-            let lower = smoothstep(edge - 4.0, edge + 4.0, y);
+            let lower = smoothstep(edge - 4.0, edge + 4.0, y) * smoothstep(68.0, 45.0, ax);
+            // Fair hair makes a faint beard.
+            let lower = lower * (1.0 - 0.8 * smoothstep(0.35, 0.8, id.hair_tone));
             let lips = gauss(x, id.mouth_width, y - id.mouth_y, id.lip_thickness * 1.2);
             col = lerp3(col, self.hair, 0.55 * id.beard * lower * (1.0 - lips));
         }
@@ -639,7 +674,7 @@ impl FaceShape {
     /// The 68 landmarks (iBUG order) on the surface under expression `e`, in the model frame.
     pub fn landmarks(&self, e: &Expression) -> [[f32; 3]; 68] {
         self.landmark_params(e)
-            .map(|(phi, y)| self.point(phi, y, e).position)
+            .map(|(phi, y)| self.position(phi, y, e))
     }
 
     /// Whether each landmark's surface faces the camera when the head is at `pose`: a
@@ -652,7 +687,7 @@ impl FaceShape {
         self.landmark_params(e)
             .iter()
             .map(|&(phi, y)| {
-                let p = |a: f32, b: f32| self.point(a, b, e).position;
+                let p = |a: f32, b: f32| self.position(a, b, e);
                 let (l, rr) = (p(phi - h, y), p(phi + h, y));
                 let (u, d) = (p(phi, y - 1.0), p(phi, y + 1.0));
                 let tphi = [rr[0] - l[0], rr[1] - l[1], rr[2] - l[2]];

@@ -252,7 +252,7 @@ fn training_and_evaluation_identities_are_disjoint() {
     let mut eval = Vec::new();
     for f in 0..cfg.pairs.folds {
         for id in fold_identities(&cfg, f) {
-            assert!(id >= EVAL_BASE && id < IJB_BASE);
+            assert!((EVAL_BASE..IJB_BASE).contains(&id));
             eval.push(identity_code(1, id).z);
         }
     }

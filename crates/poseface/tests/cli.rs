@@ -45,6 +45,18 @@ fn bad_input_is_one_line_and_non_zero() {
         vec!["pose", "--points", "1,2,3"],
         vec!["pose", "--points", "1,2,3,4,5,6,7,8,9,x"],
         vec!["data", "inspect", "/no/such/path"],
+        vec!["data", "synth", "--preset", "huge", "--out", "/tmp/never"],
+        vec!["data", "synth", "--preset", "tiny"],
+        vec![
+            "data",
+            "synth",
+            "--preset",
+            "tiny",
+            "--pose",
+            "sideways",
+            "--out",
+            "/tmp/never",
+        ],
         vec![
             "align",
             "--image",
@@ -158,4 +170,51 @@ fn align_writes_the_template_crop() {
     let crop = image::open(&out_path).unwrap().into_rgb8();
     assert_eq!(crop.dimensions(), (112, 112));
     assert_eq!(crop, face);
+}
+
+#[test]
+fn synth_writes_a_dataset_that_inspect_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("synth");
+    let montage = dir.path().join("montage.png");
+    let run = poseface(&[
+        "data",
+        "synth",
+        "--preset",
+        "tiny",
+        "--seed",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+        "--montage",
+        montage.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(report["train_images"], 144);
+    assert_eq!(report["pair_sets"][0]["pairs"], 200);
+    let sheet = image::open(&montage).unwrap();
+    assert_eq!((sheet.width(), sheet.height()), (9 * 128, 8 * 128));
+    let inspected = poseface(&[
+        "data",
+        "inspect",
+        out.join("synth_cplfw.bin").to_str().unwrap(),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&inspected.stdout).unwrap();
+    assert_eq!(
+        (v["pairs"].as_u64(), v["positives"].as_u64()),
+        (Some(200), Some(100))
+    );
+    let rec = poseface(&["data", "inspect", out.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&rec.stdout).unwrap();
+    assert_eq!(
+        (v["images"].as_u64(), v["identities"].as_u64()),
+        (Some(144), Some(24))
+    );
 }

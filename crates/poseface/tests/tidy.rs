@@ -31,6 +31,17 @@ fn library_crates_stay_free_of_cli_and_training_dependencies() {
 }
 
 #[test]
+fn synth_stays_free_of_burn_and_cli_dependencies() {
+    let synth = std::fs::read_to_string(root().join("crates/poseface-synth/Cargo.toml")).unwrap();
+    for forbidden in ["burn", "clap", "anyhow", "indicatif", "poseface ="] {
+        assert!(
+            !synth.contains(forbidden),
+            "poseface-synth must not depend on {forbidden}"
+        );
+    }
+}
+
+#[test]
 fn every_crate_has_a_readme_and_crate_docs() {
     for dir in crates() {
         assert!(
@@ -80,8 +91,11 @@ fn lib_rs_holds_no_logic() {
 fn no_unwrap_on_input_in_readers() {
     // Readers return typed errors; `.unwrap()` outside tests is reserved for values the code
     // itself constructed and is annotated with `expect("…")` instead.
-    let src = root().join("crates/poseface-data/src");
-    for entry in std::fs::read_dir(&src).unwrap() {
+    let dirs = ["crates/poseface-data/src", "crates/poseface-synth/src"];
+    for entry in dirs
+        .iter()
+        .flat_map(|d| std::fs::read_dir(root().join(d)).unwrap())
+    {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
         let body = text.split("#[cfg(test)]").next().unwrap();
