@@ -84,7 +84,9 @@ impl Raster {
             let (mut w0, mut w1, mut w2) = (r0, r1, r2);
             let row = y as usize * self.width;
             for x in min_x..=max_x {
-                if w0 >= 0.0 && w1 >= 0.0 && w2 >= 0.0 {
+                // Inside when no edge function is negative: one test on the OR of the sign
+                // bits instead of three unpredictable branches (−0.0 counts as outside).
+                if (w0.to_bits() | w1.to_bits() | w2.to_bits()) >> 31 == 0 {
                     let (l0, l1, l2) = (w0 * inv_area, w1 * inv_area, w2 * inv_area);
                     let iz = l0 * v[0][2] + l1 * v[1][2] + l2 * v[2][2];
                     let i = row + x as usize;
