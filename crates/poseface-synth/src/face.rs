@@ -110,20 +110,23 @@ fn smax(a: f32, b: f32, k: f32) -> f32 {
     m + k * (-(a - b).abs() / k).exp().ln_1p()
 }
 
-/// Intermediate values of one surface evaluation.
-struct Geometry {
-    position: [f32; 3],
-    /// `x` of the undisplaced surface.
-    bx: f32,
-    /// Neutral (expression-free) frontal coordinates.
-    nx: f32,
-    ny: f32,
+/// The expression-independent part of one surface evaluation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PointBase {
+    phi: f32,
+    y: f32,
+    s: f32,
+    c: f32,
+    /// Radius of the undisplaced head and neck.
+    radius: f32,
     /// Weight of the facial features (1 on the face, 0 at the sides and back).
     front: f32,
-    /// Hair coverage.
-    hair: f32,
+    /// Ear and hair displacement.
+    outer: f32,
     /// Normalised distance from the ear's centre (< 1 on the ear).
     ear_rho: f32,
+    /// Hair coverage.
+    hair: f32,
 }
 
 /// An identity's face with everything derived from its parameters.
@@ -309,71 +312,97 @@ impl FaceShape {
 
     /// The surface point at angle `phi` (radians) and height `y` (mm) under expression `e`.
     pub fn point(&self, phi: f32, y: f32, e: &Expression) -> SurfacePoint {
-        let g = self.geometry(phi, y, e);
-        let (albedo, region) = self.albedo(phi, g.bx, y, g.nx, g.ny, g.front, g.hair, g.ear_rho, e);
+        let base = self.base(phi, y);
+        let texture = self.texture(&base);
+        self.point_from(&base, &texture, e)
+    }
+
+    /// Only the position of [`FaceShape::point`] (no albedo: cheaper).
+    pub fn position(&self, phi: f32, y: f32, e: &Expression) -> [f32; 3] {
+        self.surface(&self.base(phi, y), e).0
+    }
+
+    /// The expression-independent part of a surface evaluation.
+    pub(crate) fn base(&self, phi: f32, y: f32) -> PointBase {
+        let (s, c) = phi.sin_cos();
+        let radius = self.base_radius(s, c, y);
+        let front = smoothstep(0.05, 0.45, c) * smoothstep(self.chin + 6.0, self.chin - 4.0, y);
+        let (ear, ear_rho) = self.ear(phi, y);
+        let hair = self.hair_mask(phi, y);
+        let hair_lift = hair * self.id.hair_volume * smoothstep(self.top, self.top + 20.0, y);
+        PointBase {
+            phi,
+            y,
+            s,
+            c,
+            radius,
+            front,
+            outer: ear + hair_lift,
+            ear_rho,
+            hair,
+        }
+    }
+
+    /// Position and neutral frontal coordinates under expression `e`.
+    fn surface(&self, b: &PointBase, e: &Expression) -> ([f32; 3], f32, f32) {
+        let bx = b.radius * b.s;
+        let (nx, ny) = if b.front > 0.0 {
+            self.unwarp(bx, b.y, e)
+        } else {
+            (bx, b.y)
+        };
+        let mut r = b.radius + b.outer;
+        if b.front > 0.0 {
+            r += b.front * self.features(nx, ny, e.smile);
+        }
+        ([r * b.s, b.y, AXIS_Z - r * b.c], nx, ny)
+    }
+
+    /// Skin and hair colour with their texture patterns (expression-independent).
+    pub(crate) fn texture(&self, b: &PointBase) -> [[f32; 3]; 2] {
+        let id = &self.id;
+        // Skin with a blotchy texture and a finer pore-scale pattern. Lattice axes are turned
+        // away from φ and y so that no seam lines up with the head.
+        let (u, v) = (b.phi * 80.0, b.y);
+        let (ru, rv) = (0.8 * u + 0.6 * v, -0.6 * u + 0.8 * v);
+        let n1 = fbm(id.texture_seed, ru / 11.0, rv / 11.0, 3);
+        let n2 = fbm(id.texture_seed ^ 0xA5A5, ru / 2.5, rv / 2.5, 2);
+        let tex = 1.0 + id.texture * (0.10 * n1 + 0.05 * n2);
+        let hair = if b.hair > 0.0 {
+            let strands = 1.0 + 0.25 * fbm(id.texture_seed ^ 0x4A17, b.phi * 60.0, b.y / 25.0, 2);
+            self.hair.map(|v| (v * strands).min(1.0))
+        } else {
+            self.hair
+        };
+        [self.skin.map(|v| v * tex), hair]
+    }
+
+    /// A full surface point from its expression-independent parts.
+    pub(crate) fn point_from(
+        &self,
+        b: &PointBase,
+        texture: &[[f32; 3]; 2],
+        e: &Expression,
+    ) -> SurfacePoint {
+        let (position, nx, ny) = self.surface(b, e);
+        let (albedo, region) = self.albedo(b, texture, nx, ny, e);
         SurfacePoint {
-            position: g.position,
+            position,
             albedo,
             region,
         }
     }
 
-    /// Only the position of [`FaceShape::point`] (no albedo: cheaper).
-    pub fn position(&self, phi: f32, y: f32, e: &Expression) -> [f32; 3] {
-        self.geometry(phi, y, e).position
-    }
-
-    fn geometry(&self, phi: f32, y: f32, e: &Expression) -> Geometry {
-        let (s, c) = phi.sin_cos();
-        let base = self.base_radius(s, c, y);
-        let front = smoothstep(0.05, 0.45, c) * smoothstep(self.chin + 6.0, self.chin - 4.0, y);
-        let bx = base * s;
-        let (nx, ny) = if front > 0.0 {
-            self.unwarp(bx, y, e)
-        } else {
-            (bx, y)
-        };
-        let mut r = base;
-        if front > 0.0 {
-            r += front * self.features(nx, ny, e.smile);
-        }
-        let (ear, ear_rho) = self.ear(phi, y);
-        r += ear;
-        let hair = self.hair_mask(phi, y);
-        r += hair * self.id.hair_volume * smoothstep(self.top, self.top + 20.0, y);
-        Geometry {
-            position: [r * s, y, AXIS_Z - r * c],
-            bx,
-            nx,
-            ny,
-            front,
-            hair,
-            ear_rho,
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
     fn albedo(
         &self,
-        phi: f32,
-        x: f32,
-        y: f32,
+        b: &PointBase,
+        texture: &[[f32; 3]; 2],
         nx: f32,
         ny: f32,
-        front: f32,
-        hair: f32,
-        ear_rho: f32,
         e: &Expression,
     ) -> ([f32; 3], Region) {
-        let id = &self.id;
-        // Skin with a blotchy texture and a finer pore-scale pattern.
-        // Lattice axes are turned away from φ and y so that no seam lines up with the head.
-        let (u, v) = (phi * 80.0, y);
-        let (ru, rv) = (0.8 * u + 0.6 * v, -0.6 * u + 0.8 * v);
-        let n1 = fbm(id.texture_seed, ru / 11.0, rv / 11.0, 3);
-        let n2 = fbm(id.texture_seed ^ 0xA5A5, ru / 2.5, rv / 2.5, 2);
-        let tex = 1.0 + id.texture * (0.10 * n1 + 0.05 * n2);
-        let mut col = self.skin.map(|v| v * tex);
+        let (y, front, ear_rho, hair) = (b.y, b.front, b.ear_rho, b.hair);
+        let mut col = texture[0];
         let mut region = Region::Skin;
         if y > self.chin - 5.0 && front < 0.5 {
             col = col.map(|v| v * 0.92);
@@ -391,11 +420,8 @@ impl FaceShape {
                 region = r;
             }
         }
-        let _ = x;
         if hair > 0.0 {
-            let strands = 1.0 + 0.25 * fbm(id.texture_seed ^ 0x4A17, phi * 60.0, y / 25.0, 2);
-            let h = self.hair.map(|v| (v * strands).min(1.0));
-            col = lerp3(col, h, hair);
+            col = lerp3(col, texture[1], hair);
             if hair > 0.5 {
                 region = Region::Hair;
             }

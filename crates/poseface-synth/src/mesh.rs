@@ -125,7 +125,9 @@ impl FaceMesh {
         let chin = shape.landmarks(&neutral)[8][1];
         for &y in &ys {
             for &phi in &phis {
-                let p = shape.point(phi, y, &neutral);
+                let base = shape.base(phi, y);
+                let texture = shape.texture(&base);
+                let p = shape.point_from(&base, &texture, &neutral);
                 let i = position.len() as u32;
                 // Expressions only move the front of the face between the brows and the chin.
                 if phi.cos() > 0.0 && y > -50.0 && y < chin + 20.0 {
@@ -138,7 +140,7 @@ impl FaceMesh {
                         .zip(reach)
                         .filter(|(_, r)| *r)
                     {
-                        let q = shape.point(phi, y, e);
+                        let q = shape.point_from(&base, &texture, e);
                         let dp = sub(q.position, p.position);
                         let da = sub(q.albedo, p.albedo);
                         if dp.iter().chain(&da).any(|v| v.abs() > 1e-5) {

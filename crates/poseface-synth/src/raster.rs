@@ -25,16 +25,16 @@ fn edge(a: [f32; 2], b: [f32; 2], p: [f32; 2]) -> f32 {
 }
 
 impl Raster {
-    /// Resizes (if needed) and clears the buffers to `width × height` empty samples.
+    /// Resizes (if needed) and empties the buffers: `width × height` samples, no depth.
     pub fn reset(&mut self, width: usize, height: usize) {
         self.width = width;
         self.height = height;
         let n = width * height;
         self.inv_depth.clear();
         self.inv_depth.resize(n, 0.0);
-        self.color.clear();
+        // Colour and region are only read where a depth was written, so stale values from
+        // the previous frame are never seen; only a size change reallocates them.
         self.color.resize(n, [0.0; 3]);
-        self.region.clear();
         self.region.resize(n, 0);
     }
 

@@ -100,10 +100,7 @@ pub fn write_dataset(
     let generator = Generator::new(config.clone())?;
     std::fs::create_dir_all(out).map_err(io(out))?;
     let train = write_train(&generator, out, progress)?;
-    let mut pair_sets = Vec::new();
-    for kind in [PairKind::CrossPose, PairKind::Frontal] {
-        pair_sets.push(write_pairs(&generator, out, kind, progress)?);
-    }
+    let pair_sets = write_pairs(&generator, out, progress)?;
     let ijb = write_ijb(&generator, &out.join("ijb"), progress)?;
     let plans = plan_train(config);
     let mut shares = [0f32; 3];
@@ -163,42 +160,49 @@ fn write_train(
     Ok(plans.len())
 }
 
+/// Both pair sets share their evaluation identities, so they are rendered together (one
+/// mesh per identity) and then split into their files.
 fn write_pairs(
     generator: &Generator,
     out: &Path,
-    kind: PairKind,
     progress: &(dyn Fn(&str, u64, u64) + Sync),
-) -> Result<PairSetReport, SynthError> {
+) -> Result<Vec<PairSetReport>, SynthError> {
     let config = generator.config();
-    let pairs = plan_pairs(config, kind);
-    let plans: Vec<ImagePlan> = pairs.iter().flat_map(|p| [p.a, p.b]).collect();
-    let stage = match kind {
-        PairKind::CrossPose => "cplfw",
-        PairKind::Frontal => "lfw",
-    };
-    let ticker = Ticker::new(stage, plans.len() as u64, progress);
-    let images = generator.render_map(
-        &plans,
-        |_, s| Ok(encode_jpeg(&s.aligned()?.0, JPEG_QUALITY)),
-        &|| ticker.tick(),
-    )?;
-    let bin = VerificationBin {
-        images,
-        issame: pairs.iter().map(|p| p.same).collect(),
-    };
-    let file = kind.file_name();
-    bin.write(out.join(file))?;
-    let positives: Vec<_> = pairs.iter().filter(|p| p.same).collect();
-    let cross = positives
+    let kinds = [PairKind::CrossPose, PairKind::Frontal];
+    let sets: Vec<_> = kinds.iter().map(|&k| plan_pairs(config, k)).collect();
+    let plans: Vec<ImagePlan> = sets
         .iter()
-        .filter(|p| (p.a.pose.yaw - p.b.pose.yaw).abs() >= config.pairs.min_yaw_difference)
-        .count();
-    Ok(PairSetReport {
-        file: file.to_string(),
-        pairs: pairs.len(),
-        positives: positives.len(),
-        cross_pose_positive_share: cross as f32 / positives.len().max(1) as f32,
-    })
+        .flat_map(|pairs| pairs.iter().flat_map(|p| [p.a, p.b]))
+        .collect();
+    let ticker = Ticker::new("pairs", plans.len() as u64, progress);
+    let mut images = generator
+        .render_map(
+            &plans,
+            |_, s| Ok(encode_jpeg(&s.aligned()?.0, JPEG_QUALITY)),
+            &|| ticker.tick(),
+        )?
+        .into_iter();
+    let mut reports = Vec::new();
+    for (kind, pairs) in kinds.iter().zip(&sets) {
+        let bin = VerificationBin {
+            images: images.by_ref().take(2 * pairs.len()).collect(),
+            issame: pairs.iter().map(|p| p.same).collect(),
+        };
+        let file = kind.file_name();
+        bin.write(out.join(file))?;
+        let positives: Vec<_> = pairs.iter().filter(|p| p.same).collect();
+        let cross = positives
+            .iter()
+            .filter(|p| (p.a.pose.yaw - p.b.pose.yaw).abs() >= config.pairs.min_yaw_difference)
+            .count();
+        reports.push(PairSetReport {
+            file: file.to_string(),
+            pairs: pairs.len(),
+            positives: positives.len(),
+            cross_pose_positive_share: cross as f32 / positives.len().max(1) as f32,
+        });
+    }
+    Ok(reports)
 }
 
 fn write_ijb(
