@@ -13,4 +13,5 @@
 //! ```
 
 pub use poseface_data as data;
+pub use poseface_eval as eval;
 pub use poseface_synth as synth;

@@ -25,6 +25,8 @@ enum Command {
     Align(cmd::align::AlignArgs),
     /// Estimate yaw, pitch and roll (degrees) from 5 or 68 landmarks.
     Pose(cmd::pose::PoseArgs),
+    /// The 10-fold verification protocol (insightface's) on given embeddings.
+    Verify(cmd::verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
         Command::Data { command } => cmd::data::run(command),
         Command::Align(args) => cmd::align::run(args),
         Command::Pose(args) => cmd::pose::run(args),
+        Command::Verify(args) => cmd::verify::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -218,3 +218,80 @@ fn synth_writes_a_dataset_that_inspect_reads() {
         (Some(144), Some(24))
     );
 }
+
+/// A float32 `.npy` file (format version 1.0), written by hand.
+fn write_npy(path: &std::path::Path, rows: usize, cols: usize, values: &[f32]) {
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn verify_reproduces_the_reference_protocol_from_npy() {
+    let fixtures = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../poseface-eval/tests/fixtures"
+    );
+    let raw = std::fs::read(format!("{fixtures}/eval_random.f32")).unwrap();
+    let values: Vec<f32> = raw
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{fixtures}/eval_reference.json")).unwrap(),
+    )
+    .unwrap();
+    let case = &reference["random"];
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("e.npy");
+    write_npy(&npy, values.len() / 16, 16, &values);
+    let labels: Vec<&str> = case["issame"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| if b.as_bool().unwrap() { "1" } else { "0" })
+        .collect();
+    let issame = dir.path().join("issame.txt");
+    std::fs::write(&issame, labels.join("\n")).unwrap();
+    let out = poseface(&[
+        "verify",
+        "--embeddings",
+        npy.to_str().unwrap(),
+        "--issame",
+        issame.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let want = case["ten_fold"]["accuracy_mean"].as_f64().unwrap();
+    assert!(
+        (v["accuracy_mean"].as_f64().unwrap() - want).abs() < 1e-12,
+        "{v}"
+    );
+    assert!(v["val_at_far_1e-3"].is_number() && v["threshold_mean"].is_number());
+    // A label file one pair short is a one-line error.
+    std::fs::write(&issame, labels[1..].join("\n")).unwrap();
+    let out = poseface(&[
+        "verify",
+        "--embeddings",
+        npy.to_str().unwrap(),
+        "--issame",
+        issame.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rows"));
+}

@@ -42,6 +42,24 @@ fn synth_stays_free_of_burn_and_cli_dependencies() {
 }
 
 #[test]
+fn eval_stays_free_of_burn_and_other_poseface_crates() {
+    let eval = std::fs::read_to_string(root().join("crates/poseface-eval/Cargo.toml")).unwrap();
+    for forbidden in ["burn", "poseface-", "clap", "anyhow", "indicatif"] {
+        let deps = eval
+            .split("[dependencies]")
+            .nth(1)
+            .unwrap()
+            .split("[dev-dependencies]")
+            .next()
+            .unwrap();
+        assert!(
+            !deps.contains(forbidden),
+            "poseface-eval must not depend on {forbidden}"
+        );
+    }
+}
+
+#[test]
 fn every_crate_has_a_readme_and_crate_docs() {
     for dir in crates() {
         assert!(

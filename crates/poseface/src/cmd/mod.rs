@@ -4,6 +4,7 @@ pub mod align;
 pub mod data;
 pub mod pose;
 pub mod synth;
+pub mod verify;
 
 use anyhow::{Context, Result, bail};
 use poseface_data::Point;
