@@ -57,7 +57,7 @@ pub fn fold_ranges(n: usize, folds: usize) -> Vec<std::ops::Range<usize>> {
 /// Squared L2 distance of each pair (rows `2k`, `2k + 1` of `embeddings`, `dim` wide),
 /// accumulated in `f64`.
 pub fn pair_distances(embeddings: &[f32], dim: usize) -> Result<Vec<f64>, EvalError> {
-    if dim == 0 || embeddings.len() % (2 * dim) != 0 {
+    if dim == 0 || !embeddings.len().is_multiple_of(2 * dim) {
         return Err(EvalError::Mismatch(format!(
             "{} values are not whole pairs of {dim}-d embeddings",
             embeddings.len()
@@ -266,7 +266,7 @@ pub fn verify(
 /// Rows of `embeddings` + their flipped-image embeddings, L2-normalised: insightface's
 /// `normalize(e + e_flip)`.
 pub fn fuse_flip(embeddings: &[f32], flipped: &[f32], dim: usize) -> Result<Vec<f32>, EvalError> {
-    if embeddings.len() != flipped.len() || dim == 0 || embeddings.len() % dim != 0 {
+    if embeddings.len() != flipped.len() || dim == 0 || !embeddings.len().is_multiple_of(dim) {
         return Err(EvalError::Mismatch(format!(
             "{} and {} values for {dim}-d rows",
             embeddings.len(),
