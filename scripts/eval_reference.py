@@ -83,6 +83,58 @@ def roc_reference(issame, scores):
     return {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "tar_at_far": tar}
 
 
+def ijb_reference(rng):
+    """IJB-style template aggregation as insightface's eval_ijbc.py does it (N1D1F2)."""
+    n_ids, dim = 40, 16
+    centres = rng.standard_normal((n_ids, dim))
+    templates, medias, feats, ident = [], [], [], []
+    media = 100
+    for t in range(2 * n_ids):
+        tid = 1000 + 3 * t  # non-contiguous ids
+        for _ in range(rng.integers(1, 4)):
+            media += 1
+            for _ in range(rng.integers(1, 4)):
+                templates.append(tid)
+                medias.append(media)
+                feats.append(centres[t // 2] + rng.standard_normal(dim) * 1.2)
+        ident.append(t // 2)
+    feats = np.array(feats, dtype=np.float32)
+    faceness = rng.uniform(0.4, 1.0, len(templates)).astype(np.float32)
+    templates, medias = np.array(templates), np.array(medias)
+    img = feats * faceness[:, np.newaxis]
+    uq = np.unique(templates)
+    tfeat = np.zeros((len(uq), dim), dtype=np.float32)
+    for k, t in enumerate(uq):
+        ind_t = np.where(templates == t)
+        f, m = img[ind_t], medias[ind_t]
+        um, counts = np.unique(m, return_counts=True)
+        parts = []
+        for u, ct in zip(um, counts):
+            ind_m = np.where(m == u)
+            parts.append(f[ind_m] if ct < 2 else np.mean(f[ind_m], axis=0, keepdims=True))
+        tfeat[k] = np.sum(np.concatenate(parts), axis=0)
+    tnorm = tfeat / np.linalg.norm(tfeat, axis=1, keepdims=True)
+    index = {t: k for k, t in enumerate(uq)}
+    t1 = rng.choice(uq, 400)
+    t2 = rng.choice(uq, 400)
+    t2[:60] = [u + 3 if ((u - 1000) // 3) % 2 == 0 else u - 3 for u in t1[:60]]  # genuine pairs
+    ident_of = {1000 + 3 * t: t // 2 for t in range(2 * n_ids)}
+    labels = np.array([ident_of[a] == ident_of[b] for a, b in zip(t1, t2)])
+    score = np.sum(tnorm[[index[a] for a in t1]] * tnorm[[index[b] for b in t2]], -1)
+    return {
+        "dim": dim,
+        "features": feats.ravel().tolist(),
+        "face_scores": faceness.tolist(),
+        "templates": templates.tolist(),
+        "medias": medias.tolist(),
+        "t1": [int(x) for x in t1],
+        "t2": [int(x) for x in t2],
+        "labels": labels.tolist(),
+        "pair_scores": score.astype(np.float32).tolist(),
+        "roc": roc_reference(labels, score.astype(np.float32)),
+    }
+
+
 def main():
     rng = np.random.default_rng(20261128)
     # Random embeddings: 1003 pairs (folds of 101 and 100), 16-d; genuine pairs share a
@@ -106,6 +158,7 @@ def main():
     grid_same = np.arange(m) % 3 != 0
     grid_dist = np.where(grid_same, rng.integers(20, 160, m), rng.integers(90, 260, m)) * 0.01
     grid_scores = (-np.round(grid_dist, 1)).astype(np.float32)
+    ijb = ijb_reference(rng)
     os.makedirs(OUT, exist_ok=True)
     emb.astype("<f4").tofile(os.path.join(OUT, "eval_random.f32"))
     ref = {
@@ -124,6 +177,7 @@ def main():
             "ten_fold": ten_fold(grid_dist, grid_same),
             "roc": roc_reference(grid_same, grid_scores),
         },
+        "ijb": ijb,
     }
     with open(os.path.join(OUT, "eval_reference.json"), "w") as f:
         json.dump(ref, f)

@@ -5,7 +5,9 @@
 //!
 //! - [`verification`]: insightface's 10-fold protocol for `.bin` pair sets (accuracy
 //!   mean ± std, per-fold thresholds, VAL@FAR), and `normalize(e + e_flip)`;
-//! - [`roc`]: scikit-learn's `roc_curve` and insightface's TAR@FAR reading.
+//! - [`roc`]: scikit-learn's `roc_curve` and insightface's TAR@FAR reading;
+//! - [`ijb`]: IJB-B/C template aggregation (face score, media mean, media sum, L2) and
+//!   cosine pair scores.
 //!
 //! ```
 //! use poseface_eval::roc::roc_curve;
@@ -23,6 +25,7 @@
 //! ```
 
 mod error;
+pub mod ijb;
 pub mod roc;
 pub mod verification;
 

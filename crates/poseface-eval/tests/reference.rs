@@ -101,3 +101,31 @@ fn distances_on_the_threshold_grid_match_the_reference() {
     let scores: Vec<f32> = f64s(&case["scores"]).iter().map(|&s| s as f32).collect();
     check_roc(&issame, &scores, &case["roc"]);
 }
+
+#[test]
+fn ijb_template_scores_match_the_reference() {
+    let r = reference();
+    let case = &r["ijb"];
+    let dim = case["dim"].as_u64().unwrap() as usize;
+    let f32s = |v: &Value| -> Vec<f32> { f64s(v).iter().map(|&x| x as f32).collect() };
+    let u64s = |v: &Value| -> Vec<u64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect()
+    };
+    let t = poseface_eval::ijb::aggregate(
+        &f32s(&case["features"]),
+        dim,
+        &f32s(&case["face_scores"]),
+        &u64s(&case["templates"]),
+        &u64s(&case["medias"]),
+    )
+    .unwrap();
+    let scores = t.scores(&u64s(&case["t1"]), &u64s(&case["t2"])).unwrap();
+    for (g, w) in scores.iter().zip(f32s(&case["pair_scores"])) {
+        assert!((g - w).abs() < 1e-5, "score {g} vs {w}");
+    }
+    check_roc(&bools(&case["labels"]), &scores, &case["roc"]);
+}

@@ -295,3 +295,74 @@ fn verify_reproduces_the_reference_protocol_from_npy() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rows"));
 }
+
+#[test]
+fn verify_runs_the_ijb_protocol_on_the_synthetic_ijb_set() {
+    // Raw-pixel "embeddings" of the aligned loose crops (plus their mirror images) of the
+    // tiny synthetic IJB-style set, scored through the command line.
+    use poseface::data::{IjbMeta, IjbTarget, align_face, decode_rgb};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("synth");
+    let run = poseface(&[
+        "data",
+        "synth",
+        "--preset",
+        "tiny",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(run.status.success());
+    let root = out.join("ijb");
+    let meta = IjbMeta::open(&root, IjbTarget::IjbC).unwrap();
+    let mut values = Vec::new();
+    for (name, five) in meta.landmarks.names.iter().zip(&meta.landmarks.points) {
+        let bytes = std::fs::read(root.join("loose_crop").join(name)).unwrap();
+        let (face, _) = align_face(&decode_rgb(&bytes, name).unwrap(), five).unwrap();
+        let flipped = image::imageops::flip_horizontal(&face);
+        values.extend(
+            face.as_raw()
+                .iter()
+                .zip(flipped.as_raw())
+                .map(|(a, b)| (*a as f32 + *b as f32) / 255.0),
+        );
+    }
+    let dim = 112 * 112 * 3;
+    let npy = dir.path().join("ijb.npy");
+    write_npy(&npy, values.len() / dim, dim, &values);
+    let res = poseface(&[
+        "verify",
+        "--ijb",
+        root.to_str().unwrap(),
+        "--target",
+        "IJBC",
+        "--embeddings",
+        npy.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    assert_eq!(
+        v["images"].as_u64().unwrap() as usize,
+        meta.faces.names.len()
+    );
+    for far in ["1e-6", "1e-5", "1e-4", "1e-3", "1e-2", "1e-1"] {
+        let t = v["tar_at_far"][far].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&t), "{far}: {t}");
+    }
+    // Too few rows is a one-line error naming both sides.
+    write_npy(&npy, 2, 3, &[0.0; 6]);
+    let res = poseface(&[
+        "verify",
+        "--ijb",
+        root.to_str().unwrap(),
+        "--embeddings",
+        npy.to_str().unwrap(),
+    ]);
+    assert_eq!(res.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("rows"));
+}

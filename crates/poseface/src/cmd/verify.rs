@@ -9,13 +9,21 @@ use poseface_eval::verification::verify;
 /// Arguments of `poseface verify`.
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// Embeddings as a 2-D `.npy` array (float32 or float64), rows `2k` and `2k+1` forming
-    /// pair `k`. Rows are L2-normalised first (a no-op for normalised embeddings).
+    /// Embeddings as a 2-D `.npy` array (float32 or float64). With `--issame`: rows `2k` and
+    /// `2k+1` form pair `k` and are L2-normalised first. With `--ijb`: one row per image in
+    /// the order of `ijbX_face_tid_mid.txt`, each the sum of the image's and its flip's
+    /// embeddings (not normalised).
     #[arg(long)]
     embeddings: PathBuf,
     /// One label per pair and line: 1/0 or true/false (same identity or not).
+    #[arg(long, conflicts_with = "ijb", required_unless_present = "ijb")]
+    issame: Option<PathBuf>,
+    /// An IJB root (holding `meta/`): IJB 1:1 verification with template aggregation.
     #[arg(long)]
-    issame: PathBuf,
+    ijb: Option<PathBuf>,
+    /// Which IJB meta files: IJBB or IJBC.
+    #[arg(long, default_value = "IJBC")]
+    target: String,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -68,13 +76,20 @@ fn read_labels(path: &Path) -> Result<Vec<bool>> {
 
 /// Runs `poseface verify`.
 pub fn run(a: VerifyArgs) -> Result<()> {
+    if let Some(root) = &a.ijb {
+        return run_ijb(root, &a);
+    }
     let (mut emb, rows, dim) = read_npy(&a.embeddings)?;
-    let issame = read_labels(&a.issame)?;
+    let labels = a
+        .issame
+        .as_ref()
+        .expect("clap requires --issame without --ijb");
+    let issame = read_labels(labels)?;
     if rows != 2 * issame.len() {
         bail!(
             "{} has {rows} rows but {} lists {} pairs (needs {} rows)",
             a.embeddings.display(),
-            a.issame.display(),
+            labels.display(),
             issame.len(),
             2 * issame.len()
         );
@@ -116,6 +131,60 @@ pub fn run(a: VerifyArgs) -> Result<()> {
             100.0 * r.val_std,
             r.far
         );
+    }
+    Ok(())
+}
+
+fn run_ijb(root: &Path, a: &VerifyArgs) -> Result<()> {
+    use poseface_eval::ijb::aggregate;
+    use poseface_eval::roc::{IJB_FARS, roc_curve};
+    let target: poseface_data::IjbTarget = a.target.parse()?;
+    let meta = poseface_data::IjbMeta::open(root, target)?;
+    let (emb, rows, dim) = read_npy(&a.embeddings)?;
+    if rows != meta.faces.names.len() {
+        bail!(
+            "{} has {rows} rows but {} lists {} images",
+            a.embeddings.display(),
+            root.display(),
+            meta.faces.names.len()
+        );
+    }
+    let templates = aggregate(
+        &emb,
+        dim,
+        &meta.landmarks.scores,
+        &meta.faces.templates,
+        &meta.faces.medias,
+    )?;
+    let scores = templates.scores(&meta.pairs.t1, &meta.pairs.t2)?;
+    let labels: Vec<bool> = meta.pairs.labels.iter().map(|&l| l == 1).collect();
+    let roc = roc_curve(&labels, &scores)?;
+    let tar = roc.tar_at_far(&IJB_FARS);
+    let names = ["1e-6", "1e-5", "1e-4", "1e-3", "1e-2", "1e-1"];
+    if a.json {
+        let map: serde_json::Map<String, serde_json::Value> = names
+            .iter()
+            .zip(&tar)
+            .map(|(n, t)| (n.to_string(), serde_json::json!(t)))
+            .collect();
+        let v = serde_json::json!({
+            "images": rows,
+            "templates": templates.ids.len(),
+            "pairs": scores.len(),
+            "tar_at_far": map,
+            "auc": roc.auc(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "{} images, {} templates, {} pairs; TAR @ FAR:",
+            rows,
+            templates.ids.len(),
+            scores.len()
+        );
+        for (n, t) in names.iter().zip(&tar) {
+            println!("  {n:>5}  {:.2}%", 100.0 * t);
+        }
     }
     Ok(())
 }

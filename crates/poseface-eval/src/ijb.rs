@@ -1,0 +1,155 @@
+//! IJB-B / IJB-C 1:1 verification from per-image embeddings, with insightface's template
+//! aggregation (`eval_ijbc.py`, its default `N1D1F2` mode):
+//!
+//! 1. image feature = embedding + flipped-image embedding (the caller sums them), not
+//!    normalised, times the detector's face score;
+//! 2. within a template, images of the same media are averaged (a media with one image keeps
+//!    it as is), and the media features are summed;
+//! 3. each template feature is L2-normalised; a pair's score is the cosine (dot product).
+
+use std::collections::BTreeMap;
+
+use crate::error::EvalError;
+
+/// Template features: ids in increasing order and their normalised features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Templates {
+    /// Template ids, increasing.
+    pub ids: Vec<u64>,
+    /// `ids.len() × dim` normalised features.
+    pub features: Vec<f32>,
+    /// Feature width.
+    pub dim: usize,
+}
+
+/// Aggregates image features (`templates.len() × dim`) into template features.
+pub fn aggregate(
+    image_features: &[f32],
+    dim: usize,
+    face_scores: &[f32],
+    templates: &[u64],
+    medias: &[u64],
+) -> Result<Templates, EvalError> {
+    let n = templates.len();
+    if dim == 0 || image_features.len() != n * dim || face_scores.len() != n || medias.len() != n {
+        return Err(EvalError::Mismatch(format!(
+            "{} feature values ({dim}-d), {} face scores, {} templates, {} medias: need one row, score, template and media per image",
+            image_features.len(),
+            face_scores.len(),
+            n,
+            medias.len()
+        )));
+    }
+    if let Some(i) = image_features.iter().position(|v| !v.is_finite()) {
+        return Err(EvalError::NonFinite(format!(
+            "image {} has {}",
+            i / dim,
+            image_features[i]
+        )));
+    }
+    if let Some(i) = face_scores.iter().position(|v| !v.is_finite()) {
+        return Err(EvalError::NonFinite(format!(
+            "face score {i} is {}",
+            face_scores[i]
+        )));
+    }
+    // template → media → image indices (both ordered by id, as np.unique orders them).
+    let mut groups: BTreeMap<u64, BTreeMap<u64, Vec<usize>>> = BTreeMap::new();
+    for i in 0..n {
+        groups
+            .entry(templates[i])
+            .or_default()
+            .entry(medias[i])
+            .or_default()
+            .push(i);
+    }
+    let mut ids = Vec::with_capacity(groups.len());
+    let mut features = Vec::with_capacity(groups.len() * dim);
+    for (t, media) in groups {
+        let mut sum = vec![0f32; dim];
+        for images in media.values() {
+            let mut mean = vec![0f32; dim];
+            for &i in images {
+                let s = face_scores[i];
+                for (m, v) in mean.iter_mut().zip(&image_features[i * dim..(i + 1) * dim]) {
+                    *m += v * s;
+                }
+            }
+            let k = images.len() as f32;
+            for (s, m) in sum.iter_mut().zip(&mean) {
+                *s += if images.len() == 1 { *m } else { m / k };
+            }
+        }
+        let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm == 0.0 {
+            return Err(EvalError::TooFew(format!(
+                "template {t} has a zero feature"
+            )));
+        }
+        ids.push(t);
+        features.extend(sum.iter().map(|v| v / norm));
+    }
+    Ok(Templates { ids, features, dim })
+}
+
+impl Templates {
+    /// The feature of template `id`.
+    pub fn feature(&self, id: u64) -> Option<&[f32]> {
+        self.ids
+            .binary_search(&id)
+            .ok()
+            .map(|k| &self.features[k * self.dim..(k + 1) * self.dim])
+    }
+
+    /// Cosine score of every pair `(t1[k], t2[k])`; an unknown template id is an error.
+    pub fn scores(&self, t1: &[u64], t2: &[u64]) -> Result<Vec<f32>, EvalError> {
+        if t1.len() != t2.len() {
+            return Err(EvalError::Mismatch(format!(
+                "{} vs {} pair templates",
+                t1.len(),
+                t2.len()
+            )));
+        }
+        t1.iter()
+            .zip(t2)
+            .enumerate()
+            .map(|(k, (&a, &b))| {
+                let fa = self.feature(a).ok_or_else(|| {
+                    EvalError::Mismatch(format!("pair {k}: template {a} has no images"))
+                })?;
+                let fb = self.feature(b).ok_or_else(|| {
+                    EvalError::Mismatch(format!("pair {k}: template {b} has no images"))
+                })?;
+                Ok(fa.iter().zip(fb).map(|(x, y)| x * y).sum())
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_are_averaged_then_summed_and_unknown_templates_are_errors() {
+        // Template 7: media 1 = images (1,0) and (3,0) → mean (2,0); media 2 = (0,1) × score
+        // 2 → (0,2). Sum (2,2) → (1,1)/√2.
+        let feats = [1.0, 0.0, 3.0, 0.0, 0.0, 1.0, 0.0, 5.0];
+        let t = aggregate(
+            &feats,
+            2,
+            &[1.0, 1.0, 2.0, 1.0],
+            &[7, 7, 7, 9],
+            &[1, 1, 2, 3],
+        )
+        .unwrap();
+        assert_eq!(t.ids, vec![7, 9]);
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        assert!((t.feature(7).unwrap()[0] - h).abs() < 1e-6);
+        assert_eq!(t.feature(9).unwrap(), &[0.0, 1.0]);
+        let s = t.scores(&[7], &[9]).unwrap();
+        assert!((s[0] - h).abs() < 1e-6);
+        assert!(t.scores(&[7], &[8]).is_err());
+        assert!(aggregate(&feats, 2, &[1.0; 3], &[7, 7, 7, 9], &[1, 1, 2, 3]).is_err());
+    }
+}
