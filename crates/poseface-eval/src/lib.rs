@@ -7,7 +7,9 @@
 //!   mean ± std, per-fold thresholds, VAL@FAR), and `normalize(e + e_flip)`;
 //! - [`roc`]: scikit-learn's `roc_curve` and insightface's TAR@FAR reading;
 //! - [`ijb`]: IJB-B/C template aggregation (face score, media mean, media sum, L2) and
-//!   cosine pair scores.
+//!   cosine pair scores;
+//! - [`pose`]: the 10-fold decisions split by pose class (frontal/profile) and by yaw
+//!   difference.
 //!
 //! ```
 //! use poseface_eval::roc::roc_curve;
@@ -26,6 +28,7 @@
 
 mod error;
 pub mod ijb;
+pub mod pose;
 pub mod roc;
 pub mod verification;
 

@@ -8,6 +8,7 @@
 //! | `pose.sidecar` | per record: yaw/pitch/roll and the 68 landmarks in the aligned face |
 //! | `synth_cplfw.bin` | cross-pose verification pairs (see [`crate::pairs`]) |
 //! | `synth_lfw.bin` | frontal verification pairs |
+//! | `synth_cplfw.yaws.txt`, `synth_lfw.yaws.txt` | per pair: the two faces' yaws (degrees) |
 //! | `ijb/meta/ijbc_*.txt`, `ijb/loose_crop/*.jpg` | the IJB-style template set |
 //! | `synth.json` | the configuration and a summary |
 
@@ -190,6 +191,13 @@ fn write_pairs(
         };
         let file = kind.file_name();
         bin.write(out.join(file))?;
+        // The pair's yaws, for pose-stratified evaluation (`poseface verify --pair-yaws`).
+        let yaws: String = pairs
+            .iter()
+            .map(|p| format!("{:.3} {:.3}\n", p.a.pose.yaw, p.b.pose.yaw))
+            .collect();
+        let yaw_file = out.join(file.replace(".bin", ".yaws.txt"));
+        poseface_data::fsutil::write_atomic(&yaw_file, yaws.as_bytes())?;
         let positives: Vec<_> = pairs.iter().filter(|p| p.same).collect();
         let cross = positives
             .iter()

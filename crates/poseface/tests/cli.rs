@@ -366,3 +366,66 @@ fn verify_runs_the_ijb_protocol_on_the_synthetic_ijb_set() {
     assert_eq!(res.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&res.stderr).contains("rows"));
 }
+
+#[test]
+fn verify_splits_the_synthetic_cross_pose_pairs_by_pose() {
+    use poseface::data::decode_rgb;
+    use poseface::data::verification_bin::VerificationBin;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("synth");
+    let run = poseface(&[
+        "data",
+        "synth",
+        "--preset",
+        "tiny",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(run.status.success());
+    let bin = VerificationBin::read(out.join("synth_cplfw.bin")).unwrap();
+    let mut values = Vec::new();
+    for (k, bytes) in bin.images.iter().enumerate() {
+        let img = decode_rgb(bytes, &format!("image {k}")).unwrap();
+        values.extend(img.as_raw().iter().map(|v| *v as f32 / 255.0 - 0.5));
+    }
+    let dim = 112 * 112 * 3;
+    let npy = dir.path().join("cplfw.npy");
+    write_npy(&npy, bin.images.len(), dim, &values);
+    let issame = dir.path().join("issame.txt");
+    let labels: Vec<&str> = bin
+        .issame
+        .iter()
+        .map(|&s| if s { "1" } else { "0" })
+        .collect();
+    std::fs::write(&issame, labels.join("\n")).unwrap();
+    let yaws = out.join("synth_cplfw.yaws.txt");
+    let res = poseface(&[
+        "verify",
+        "--embeddings",
+        npy.to_str().unwrap(),
+        "--issame",
+        issame.to_str().unwrap(),
+        "--pair-yaws",
+        yaws.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    let by_pose = v["by_pose"].as_array().unwrap();
+    let total: u64 = by_pose.iter().map(|b| b["pairs"].as_u64().unwrap()).sum();
+    assert_eq!(total, 200);
+    // Cross-pose pairs are mostly frontal–profile.
+    assert!(by_pose[1]["pairs"].as_u64().unwrap() > 100, "{v}");
+    let by_delta: u64 = v["by_yaw_difference"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["pairs"].as_u64().unwrap())
+        .sum();
+    assert_eq!(by_delta, 200);
+}

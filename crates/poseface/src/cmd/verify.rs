@@ -18,6 +18,10 @@ pub struct VerifyArgs {
     /// One label per pair and line: 1/0 or true/false (same identity or not).
     #[arg(long, conflicts_with = "ijb", required_unless_present = "ijb")]
     issame: Option<PathBuf>,
+    /// Per pair and line, the two faces' yaws in degrees (`yaw_a yaw_b`): adds accuracy by
+    /// pose class and by yaw difference (e.g. `synth_cplfw.yaws.txt` from `data synth`).
+    #[arg(long, conflicts_with = "ijb")]
+    pair_yaws: Option<PathBuf>,
     /// An IJB root (holding `meta/`): IJB 1:1 verification with template aggregation.
     #[arg(long)]
     ijb: Option<PathBuf>,
@@ -107,6 +111,20 @@ pub fn run(a: VerifyArgs) -> Result<()> {
         row.iter_mut().for_each(|v| *v = (*v as f64 / n) as f32);
     }
     let r = verify(&emb, dim, &issame)?;
+    let stratified = match &a.pair_yaws {
+        Some(p) => {
+            let yaws = read_yaws(p)?;
+            let dist = poseface_eval::verification::pair_distances(&emb, dim)?;
+            Some(poseface_eval::pose::pose_stratified(
+                &dist,
+                &issame,
+                &yaws,
+                &r,
+                poseface_eval::pose::PROFILE_FROM,
+            )?)
+        }
+        None => None,
+    };
     if a.json {
         let v = serde_json::json!({
             "pairs": issame.len(),
@@ -118,6 +136,8 @@ pub fn run(a: VerifyArgs) -> Result<()> {
             "val_at_far_1e-3": r.val,
             "val_std": r.val_std,
             "far": r.far,
+            "by_pose": stratified.as_ref().map(|s| &s.by_pose),
+            "by_yaw_difference": stratified.as_ref().map(|s| &s.by_yaw_difference),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
@@ -131,8 +151,41 @@ pub fn run(a: VerifyArgs) -> Result<()> {
             100.0 * r.val_std,
             r.far
         );
+        if let Some(s) = &stratified {
+            for b in s.by_pose.iter().chain(&s.by_yaw_difference) {
+                let acc = b
+                    .accuracy
+                    .map_or("–".to_string(), |a| format!("{:.2}%", 100.0 * a));
+                println!(
+                    "  {:16} {:5} pairs ({} genuine)  {acc}",
+                    b.bucket, b.pairs, b.positives
+                );
+            }
+        }
     }
     Ok(())
+}
+
+fn read_yaws(path: &Path) -> Result<Vec<[f32; 2]>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            let v: Vec<f32> = l
+                .split_whitespace()
+                .filter_map(|t| t.parse().ok())
+                .collect();
+            match v.as_slice() {
+                [a, b] if a.is_finite() && b.is_finite() => Ok([*a, *b]),
+                _ => bail!(
+                    "{} line {}: expected two yaws in degrees, got {l:?}",
+                    path.display(),
+                    i + 1
+                ),
+            }
+        })
+        .collect()
 }
 
 fn run_ijb(root: &Path, a: &VerifyArgs) -> Result<()> {
