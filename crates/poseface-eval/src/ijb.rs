@@ -7,9 +7,24 @@
 //!    it as is), and the media features are summed;
 //! 3. each template feature is L2-normalised; a pair's score is the cosine (dot product).
 
-use std::collections::BTreeMap;
+use rayon::prelude::*;
 
 use crate::error::EvalError;
+
+/// Dot product with eight independent partial sums, so that the compiler can keep them in
+/// vector registers (a single running sum would serialise every addition).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    (acc[0] + acc[4]) + (acc[1] + acc[5]) + (acc[2] + acc[6]) + (acc[3] + acc[7]) + tail
+}
 
 /// Template features: ids in increasing order and their normalised features.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,41 +68,58 @@ pub fn aggregate(
             face_scores[i]
         )));
     }
-    // template → media → image indices (both ordered by id, as np.unique orders them).
-    let mut groups: BTreeMap<u64, BTreeMap<u64, Vec<usize>>> = BTreeMap::new();
-    for i in 0..n {
-        groups
-            .entry(templates[i])
-            .or_default()
-            .entry(medias[i])
-            .or_default()
-            .push(i);
+    // Images ordered by (template, media), as np.unique orders them; then one parallel task
+    // per template.
+    let mut order: Vec<usize> = (0..n).collect();
+    order.par_sort_unstable_by_key(|&i| (templates[i], medias[i], i));
+    let mut spans = Vec::new();
+    let mut start = 0;
+    for k in 1..=n {
+        if k == n || templates[order[k]] != templates[order[start]] {
+            spans.push(start..k);
+            start = k;
+        }
     }
-    let mut ids = Vec::with_capacity(groups.len());
-    let mut features = Vec::with_capacity(groups.len() * dim);
-    for (t, media) in groups {
-        let mut sum = vec![0f32; dim];
-        for images in media.values() {
+    let rows: Vec<Result<(u64, Vec<f32>), EvalError>> = spans
+        .par_iter()
+        .map(|span| {
+            let idx = &order[span.clone()];
+            let t = templates[idx[0]];
+            let mut sum = vec![0f32; dim];
             let mut mean = vec![0f32; dim];
-            for &i in images {
-                let s = face_scores[i];
-                for (m, v) in mean.iter_mut().zip(&image_features[i * dim..(i + 1) * dim]) {
-                    *m += v * s;
+            let mut m0 = 0;
+            for m in 1..=idx.len() {
+                if m < idx.len() && medias[idx[m]] == medias[idx[m0]] {
+                    continue;
                 }
+                mean.iter_mut().for_each(|v| *v = 0.0);
+                for &i in &idx[m0..m] {
+                    let s = face_scores[i];
+                    for (a, v) in mean.iter_mut().zip(&image_features[i * dim..(i + 1) * dim]) {
+                        *a += v * s;
+                    }
+                }
+                let k = (m - m0) as f32;
+                for (s, a) in sum.iter_mut().zip(&mean) {
+                    *s += if m - m0 == 1 { *a } else { a / k };
+                }
+                m0 = m;
             }
-            let k = images.len() as f32;
-            for (s, m) in sum.iter_mut().zip(&mean) {
-                *s += if images.len() == 1 { *m } else { m / k };
+            let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt();
+            if norm == 0.0 {
+                return Err(EvalError::TooFew(format!(
+                    "template {t} has a zero feature"
+                )));
             }
-        }
-        let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt();
-        if norm == 0.0 {
-            return Err(EvalError::TooFew(format!(
-                "template {t} has a zero feature"
-            )));
-        }
+            Ok((t, sum.iter().map(|v| v / norm).collect()))
+        })
+        .collect();
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut features = Vec::with_capacity(rows.len() * dim);
+    for r in rows {
+        let (t, f) = r?;
         ids.push(t);
-        features.extend(sum.iter().map(|v| v / norm));
+        features.extend(f);
     }
     Ok(Templates { ids, features, dim })
 }
@@ -101,7 +133,8 @@ impl Templates {
             .map(|k| &self.features[k * self.dim..(k + 1) * self.dim])
     }
 
-    /// Cosine score of every pair `(t1[k], t2[k])`; an unknown template id is an error.
+    /// Cosine score of every pair `(t1[k], t2[k])`, in parallel; an unknown template id is an
+    /// error.
     pub fn scores(&self, t1: &[u64], t2: &[u64]) -> Result<Vec<f32>, EvalError> {
         if t1.len() != t2.len() {
             return Err(EvalError::Mismatch(format!(
@@ -110,8 +143,8 @@ impl Templates {
                 t2.len()
             )));
         }
-        t1.iter()
-            .zip(t2)
+        t1.par_iter()
+            .zip(t2.par_iter())
             .enumerate()
             .map(|(k, (&a, &b))| {
                 let fa = self.feature(a).ok_or_else(|| {
@@ -120,7 +153,7 @@ impl Templates {
                 let fb = self.feature(b).ok_or_else(|| {
                     EvalError::Mismatch(format!("pair {k}: template {b} has no images"))
                 })?;
-                Ok(fa.iter().zip(fb).map(|(x, y)| x * y).sum())
+                Ok(dot(fa, fb))
             })
             .collect()
     }

@@ -1,6 +1,7 @@
 //! ROC curves and TAR at fixed FAR, as scikit-learn's `roc_curve` and insightface's IJB
 //! evaluation compute them.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::EvalError;
@@ -39,22 +40,38 @@ pub fn roc_curve(labels: &[bool], scores: &[f32]) -> Result<Roc, EvalError> {
             "a ROC needs both genuine and impostor pairs".into(),
         ));
     }
-    // Descending scores; ties collapse into one point, so their order does not matter.
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    // Descending scores; ties collapse into one point, so their order does not matter. Each
+    // (score, label) is packed into one u64 whose integer order is the score's total order
+    // (IEEE bits with the sign handled), then sorted in parallel: on IJB-C's 15.7 M pairs this
+    // is several times faster than sorting indices through a comparator.
+    let key = |s: f32| {
+        let b = s.to_bits();
+        if b >> 31 == 1 { !b } else { b | 0x8000_0000 }
+    };
+    let mut packed: Vec<u64> = scores
+        .par_iter()
+        .zip(labels.par_iter())
+        .map(|(&s, &l)| (u64::from(key(s)) << 1) | u64::from(l))
+        .collect();
+    packed.par_sort_unstable_by(|a, b| b.cmp(a));
     let (mut tps, mut fps, mut thr) = (Vec::new(), Vec::new(), Vec::new());
     let (mut tp, mut fp) = (0u64, 0u64);
-    for (k, &i) in order.iter().enumerate() {
-        if labels[i] {
+    for (k, &p) in packed.iter().enumerate() {
+        if p & 1 == 1 {
             tp += 1;
         } else {
             fp += 1;
         }
-        let last = k + 1 == order.len() || scores[order[k + 1]] != scores[i];
+        let last = k + 1 == packed.len() || packed[k + 1] >> 1 != p >> 1;
         if last {
             tps.push(tp);
             fps.push(fp);
-            thr.push(scores[i]);
+            let b = (p >> 1) as u32;
+            thr.push(f32::from_bits(if b >> 31 == 1 {
+                b & 0x7FFF_FFFF
+            } else {
+                !b
+            }));
         }
     }
     // drop_intermediate: keep the ends and every point where the curve bends.
