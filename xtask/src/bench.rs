@@ -18,23 +18,7 @@ pub struct BenchArgs {
 /// Runs the suites.
 pub fn run(args: BenchArgs) -> Result<()> {
     let root = crate::workspace_root();
-    let mut cmd = Command::new(env!("CARGO"));
-    // The test profile (opt-level 3, dependencies shared with `cargo test`) avoids a second
-    // full optimised build of burn for one CPU-only suite.
-    cmd.args([
-        "bench",
-        "--profile",
-        "test",
-        "-p",
-        "poseface-data",
-        "--bench",
-        "pipeline",
-        "--",
-    ]);
-    if args.quick {
-        cmd.args(["--warm-up-time", "1", "--measurement-time", "3"]);
-    }
-    crate::run_cmd(&mut cmd)?;
+    run_suite("poseface-data", "pipeline", args.quick)?;
     let synth = synth_section(&root, args.quick)?;
     let eval = eval_section(&root, args.quick)?;
     let ours = criterion_rate(
@@ -81,23 +65,29 @@ pub fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Runs the synthetic-face suite and formats its section of the report.
-fn synth_section(root: &Path, quick: bool) -> Result<String> {
+/// Runs one criterion suite under the test profile (shorter with `quick`): opt-level 3 with
+/// dependencies shared with `cargo test`, which avoids a second full optimised build of burn.
+fn run_suite(package: &str, bench: &str, quick: bool) -> Result<()> {
     let mut cmd = Command::new(env!("CARGO"));
     cmd.args([
         "bench",
         "--profile",
         "test",
         "-p",
-        "poseface-synth",
+        package,
         "--bench",
-        "render",
+        bench,
         "--",
     ]);
     if quick {
         cmd.args(["--warm-up-time", "1", "--measurement-time", "3"]);
     }
-    crate::run_cmd(&mut cmd)?;
+    crate::run_cmd(&mut cmd)
+}
+
+/// Runs the synthetic-face suite and formats its section of the report.
+fn synth_section(root: &Path, quick: bool) -> Result<String> {
+    run_suite("poseface-synth", "render", quick)?;
     let rate =
         |name: &str| criterion_rate(&root.join(format!("target/criterion/synth/{name}/new")));
     let (build, ss2, ss1, lm, all) = (
@@ -128,21 +118,7 @@ fn synth_section(root: &Path, quick: bool) -> Result<String> {
 
 /// Runs the evaluation-protocol suite and formats its section of the report.
 fn eval_section(root: &Path, quick: bool) -> Result<String> {
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args([
-        "bench",
-        "--profile",
-        "test",
-        "-p",
-        "poseface-eval",
-        "--bench",
-        "metrics",
-        "--",
-    ]);
-    if quick {
-        cmd.args(["--warm-up-time", "1", "--measurement-time", "3"]);
-    }
-    crate::run_cmd(&mut cmd)?;
+    run_suite("poseface-eval", "metrics", quick)?;
     let secs = |name: &str| -> Result<f64> {
         let p = root.join(format!("target/criterion/eval/{name}/new/estimates.json"));
         let text = std::fs::read_to_string(&p).with_context(|| format!("{}", p.display()))?;

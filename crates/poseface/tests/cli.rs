@@ -302,17 +302,7 @@ fn verify_runs_the_ijb_protocol_on_the_synthetic_ijb_set() {
     // tiny synthetic IJB-style set, scored through the command line.
     use poseface::data::{IjbMeta, IjbTarget, align_face, decode_rgb};
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("synth");
-    let run = poseface(&[
-        "data",
-        "synth",
-        "--preset",
-        "tiny",
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(run.status.success());
+    let out = synth_tiny(dir.path());
     let root = out.join("ijb");
     let meta = IjbMeta::open(&root, IjbTarget::IjbC).unwrap();
     let mut values = Vec::new();
@@ -372,17 +362,7 @@ fn verify_splits_the_synthetic_cross_pose_pairs_by_pose() {
     use poseface::data::decode_rgb;
     use poseface::data::verification_bin::VerificationBin;
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("synth");
-    let run = poseface(&[
-        "data",
-        "synth",
-        "--preset",
-        "tiny",
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(run.status.success());
+    let out = synth_tiny(dir.path());
     let bin = VerificationBin::read(out.join("synth_cplfw.bin")).unwrap();
     let mut values = Vec::new();
     for (k, bytes) in bin.images.iter().enumerate() {
@@ -428,4 +408,24 @@ fn verify_splits_the_synthetic_cross_pose_pairs_by_pose() {
         .map(|b| b["pairs"].as_u64().unwrap())
         .sum();
     assert_eq!(by_delta, 200);
+}
+
+/// Writes the tiny synthetic dataset under `dir` through the command line.
+fn synth_tiny(dir: &std::path::Path) -> std::path::PathBuf {
+    let out = dir.join("synth");
+    let run = poseface(&[
+        "data",
+        "synth",
+        "--preset",
+        "tiny",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    out
 }
