@@ -36,7 +36,8 @@ fn main() -> anyhow::Result<()> {
 
 /// The workspace root (xtask lives one level below it).
 fn workspace_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    root.canonicalize().unwrap_or(root)
 }
 
 /// Runs a command in the workspace root, failing on a non-zero exit.
