@@ -29,6 +29,17 @@ impl Affine2 {
         ]
     }
 
+    /// Applies the map to landmarks (`f32` points, computed in `f64`).
+    pub fn apply_points(&self, points: &[Point]) -> Vec<Point> {
+        points
+            .iter()
+            .map(|p| {
+                let q = self.apply([p[0] as f64, p[1] as f64]);
+                [q[0] as f32, q[1] as f32]
+            })
+            .collect()
+    }
+
     /// The inverse map, or `None` when the linear part is singular.
     pub fn inverse(&self) -> Option<Affine2> {
         let m = &self.0;

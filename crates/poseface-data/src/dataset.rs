@@ -164,13 +164,7 @@ impl FaceDataset {
         let (image, landmarks) = match landmarks {
             Some(l) if image.dimensions() != (size, size) => {
                 let (crop, m) = align_face(&image, &l)?;
-                let moved = l
-                    .iter()
-                    .map(|p| {
-                        let q = m.apply([p[0] as f64, p[1] as f64]);
-                        [q[0] as f32, q[1] as f32]
-                    })
-                    .collect();
+                let moved = m.apply_points(&l);
                 (crop, Some(moved))
             }
             l if image.dimensions() != (size, size) => {

@@ -68,15 +68,7 @@ impl SynthSample {
     pub fn aligned(&self) -> Result<(RgbImage, Vec<Point>), SynthError> {
         let five = five_from_68(&self.landmarks)?;
         let (crop, m) = align_face(&self.image, &five)?;
-        let pts = self
-            .landmarks
-            .iter()
-            .map(|p| {
-                let q = m.apply([p[0] as f64, p[1] as f64]);
-                [q[0] as f32, q[1] as f32]
-            })
-            .collect();
-        Ok((crop, pts))
+        Ok((crop, m.apply_points(&self.landmarks)))
     }
 }
 

@@ -80,13 +80,7 @@ impl LandmarkSampler {
         let pts: Vec<Point> = projected.iter().map(|p| [p[0], p[1]]).collect();
         let five = five_from_68(&pts).expect("68 points");
         let m = similarity_transform(&five, &ARCFACE_TEMPLATE).expect("non-degenerate points");
-        let landmarks = pts
-            .iter()
-            .map(|p| {
-                let q = m.apply([p[0] as f64, p[1] as f64]);
-                [q[0] as f32, q[1] as f32]
-            })
-            .collect();
+        let landmarks = m.apply_points(&pts);
         let visible = shape.landmark_visibility(&expression, angles);
         LandmarkSample {
             landmarks,

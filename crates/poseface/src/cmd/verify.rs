@@ -84,6 +84,9 @@ pub fn run(a: VerifyArgs) -> Result<()> {
         return run_ijb(root, &a);
     }
     let (mut emb, rows, dim) = read_npy(&a.embeddings)?;
+    if dim == 0 {
+        bail!("{}: embeddings have no columns", a.embeddings.display());
+    }
     let labels = a
         .issame
         .as_ref()
