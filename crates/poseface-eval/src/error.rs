@@ -13,3 +13,15 @@ pub enum EvalError {
     #[error("not enough data: {0}")]
     TooFew(String),
 }
+
+/// Fails on the first NaN or infinite value, naming its row (`dim` values per row) as `what`.
+pub(crate) fn check_finite(values: &[f32], dim: usize, what: &str) -> Result<(), EvalError> {
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(EvalError::NonFinite(format!(
+            "{what} {} has {}",
+            i / dim.max(1),
+            values[i]
+        ))),
+        None => Ok(()),
+    }
+}

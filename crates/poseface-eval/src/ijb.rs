@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use crate::error::EvalError;
+use crate::error::{EvalError, check_finite};
 
 /// Dot product with eight independent partial sums, so that the compiler can keep them in
 /// vector registers (a single running sum would serialise every addition).
@@ -55,19 +55,8 @@ pub fn aggregate(
             medias.len()
         )));
     }
-    if let Some(i) = image_features.iter().position(|v| !v.is_finite()) {
-        return Err(EvalError::NonFinite(format!(
-            "image {} has {}",
-            i / dim,
-            image_features[i]
-        )));
-    }
-    if let Some(i) = face_scores.iter().position(|v| !v.is_finite()) {
-        return Err(EvalError::NonFinite(format!(
-            "face score {i} is {}",
-            face_scores[i]
-        )));
-    }
+    check_finite(image_features, dim, "image")?;
+    check_finite(face_scores, 1, "face score")?;
     // Images ordered by (template, media), as np.unique orders them; then one parallel task
     // per template.
     let mut order: Vec<usize> = (0..n).collect();

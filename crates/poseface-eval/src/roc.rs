@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::EvalError;
+use crate::error::{EvalError, check_finite};
 
 /// A ROC curve: false and true positive rates at decreasing score thresholds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,9 +31,7 @@ pub fn roc_curve(labels: &[bool], scores: &[f32]) -> Result<Roc, EvalError> {
             scores.len()
         )));
     }
-    if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
-        return Err(EvalError::NonFinite(format!("score {i} is {}", scores[i])));
-    }
+    check_finite(scores, 1, "score")?;
     let positives = labels.iter().filter(|&&l| l).count();
     if positives == 0 || positives == labels.len() {
         return Err(EvalError::TooFew(

@@ -17,7 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::EvalError;
+use crate::error::{EvalError, check_finite};
 
 /// What the 10-fold protocol reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,13 +63,7 @@ pub fn pair_distances(embeddings: &[f32], dim: usize) -> Result<Vec<f64>, EvalEr
             embeddings.len()
         )));
     }
-    if let Some(i) = embeddings.iter().position(|v| !v.is_finite()) {
-        return Err(EvalError::NonFinite(format!(
-            "embedding row {} has {}",
-            i / dim,
-            embeddings[i]
-        )));
-    }
+    check_finite(embeddings, dim, "embedding row")?;
     Ok(embeddings
         .chunks_exact(2 * dim)
         .map(|p| {

@@ -132,8 +132,15 @@ impl SynthConfig {
                 self.identities, self.images_per_identity
             ));
         }
-        if self.identities as u64 >= crate::generate::EVAL_BASE {
-            return bad(format!("too many identities: {}", self.identities));
+        // Labels are u32 in RecordIO and image indices must not overflow.
+        let images = (self.identities as u64).checked_mul(self.images_per_identity as u64);
+        if self.identities as u64 >= crate::generate::EVAL_BASE
+            || images.is_none_or(|n| n > u32::MAX as u64)
+        {
+            return bad(format!(
+                "too many images: {} identities × {}",
+                self.identities, self.images_per_identity
+            ));
         }
         if !(self.identity_spread > 0.0 && self.identity_spread <= 3.0) {
             return bad(format!(
@@ -202,6 +209,14 @@ mod tests {
         c.variation.lighting = 2.0;
         assert!(c.validate().unwrap_err().to_string().contains("lighting"));
         assert!("huge".parse::<Preset>().is_err());
+        let mut c = SynthConfig::preset(Preset::Tiny, 0);
+        c.images_per_identity = usize::MAX;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("too many images")
+        );
         // The configuration round-trips through JSON, and unknown fields are refused.
         let c = SynthConfig::preset(Preset::Small, 3);
         let s = serde_json::to_string(&c).unwrap();

@@ -1,7 +1,7 @@
 //! The triangle mesh of one identity: a grid over the surface parameters `(φ, y)` of
 //! [`FaceShape`], with per-vertex albedo and region, and linear expression blend shapes.
 
-use crate::face::{FaceShape, NECK_BOTTOM, Region};
+use crate::face::{FaceShape, NECK_BOTTOM};
 use crate::identity::Expression;
 
 /// How finely the surface is sampled.
@@ -180,7 +180,7 @@ impl FaceMesh {
         (self.rows, self.columns)
     }
 
-    /// Per-vertex region codes ([`Region`] as `u8`) of the neutral face.
+    /// Per-vertex region codes ([`crate::face::Region`] as `u8`) of the neutral face.
     pub fn regions(&self) -> &[u8] {
         &self.region
     }
@@ -251,16 +251,6 @@ impl FaceMesh {
                 f([b, e, d]);
             }
         }
-    }
-}
-
-impl Region {
-    /// Whether this region is part of the face proper (not hair, ear or background).
-    pub fn is_face(self) -> bool {
-        matches!(
-            self,
-            Region::Skin | Region::Eye | Region::Brow | Region::Lips | Region::Nose
-        )
     }
 }
 
