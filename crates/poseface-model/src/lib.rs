@@ -1,0 +1,31 @@
+//! # poseface-model
+//!
+//! Face-recognition backbones written once against burn's device-agnostic API, so the same
+//! model runs on the pure-Rust CPU backend, CUDA, WGPU or libtorch:
+//!
+//! - [`iresnet`]: insightface's IResNet 18/34/50/100/200 (`arcface_torch` layout), with a
+//!   width multiplier and any square input size for CPU-sized variants;
+//! - [`import`]: insightface `backbone.pth` / safetensors state dicts in, safetensors out,
+//!   through burn-store with one explicit key rule per renamed tensor.
+//!
+//! ```
+//! use burn::tensor::{Device, Distribution, Tensor};
+//! use poseface_model::iresnet::{IResNetConfig, IResNetDepth};
+//!
+//! let device = Device::default();
+//! // IResNet-18 at 1/8 width on 32×32 inputs, 16-d embedding: a toy-sized network.
+//! let model = IResNetConfig::depth(IResNetDepth::R18)
+//!     .with_width(0.125)
+//!     .with_input_size(32)
+//!     .with_embedding_size(16)
+//!     .init(&device);
+//! let faces = Tensor::<4>::random([2, 3, 32, 32], Distribution::Uniform(-1.0, 1.0), &device);
+//! let embeddings = model.forward(faces);
+//! assert_eq!(embeddings.dims(), [2, 16]);
+//! ```
+
+pub mod import;
+pub mod iresnet;
+
+pub use import::{ImportError, load_insightface, save_insightface};
+pub use iresnet::{IResNet, IResNetConfig, IResNetDepth};
