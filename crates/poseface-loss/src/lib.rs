@@ -37,8 +37,10 @@
 pub mod cross_entropy;
 mod error;
 pub mod head;
+pub mod partial_fc;
 pub mod pose_margin;
 
 pub use error::LossError;
 pub use head::{HeadInput, HeadOutput, MarginGradient, MarginHead, MarginHeadConfig};
+pub use partial_fc::{PartialFc, PartialFcConfig, Sampled, SgdStep};
 pub use pose_margin::PoseMapping;
