@@ -1,4 +1,4 @@
-//! `cargo xtask train`: synthetic data if absent, then the default PoseFace training run.
+//! `cargo xtask train`: synthetic data if absent, then the default training run.
 
 use std::process::Command;
 
@@ -12,18 +12,24 @@ pub const SYNTH_DIR: &str = "datasets/generated/synth-small";
 #[derive(Args)]
 pub struct TrainArgs {
     /// The experiment config.
-    #[arg(long, default_value = "configs/synth-poseface.toml")]
+    #[arg(long, default_value = "configs/synth-paa.toml")]
     config: std::path::PathBuf,
     /// Synthetic preset to generate when the data is absent (tiny, small, medium).
     #[arg(long, default_value = "small")]
     preset: String,
+    /// Device (`cpu`, or a GPU backend compiled in with `--features`).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Continue the run from its latest checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Config overrides passed on to `poseface train --set`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
 }
 
-/// Generates the built-in synthetic dataset when it is absent and shows what it holds.
-///
-/// The training stack (backbones, margin heads, the training loop) is not part of this
-/// version yet; the command says so plainly after preparing the data instead of pretending
-/// to train.
+/// Generates the built-in synthetic dataset when it is absent, shows what it holds, and
+/// trains the default config on it with `poseface train`.
 pub fn run(args: TrainArgs) -> Result<()> {
     let root = crate::workspace_root();
     let dir = if args.preset == "small" {
@@ -55,10 +61,23 @@ pub fn run(args: TrainArgs) -> Result<()> {
         ]))?;
     }
     crate::run_cmd(&mut poseface(&["data", "inspect", &dir.to_string_lossy()]))?;
-    println!(
-        "\nthe data is ready; training with {} needs the model, loss and training crates, \
-         which this version does not contain yet (see README.md, \"What works now\").",
-        args.config.display()
-    );
-    Ok(())
+    let config = root.join(&args.config).to_string_lossy().into_owned();
+    let mut train: Vec<String> = vec![
+        "train".into(),
+        "--config".into(),
+        config,
+        "--device".into(),
+        args.device.clone(),
+    ];
+    if args.resume {
+        train.push("--resume".into());
+    }
+    for o in &args.overrides {
+        train.push("--set".into());
+        train.push(o.clone());
+    }
+    let train: Vec<&str> = train.iter().map(String::as_str).collect();
+    let mut cmd = poseface(&train);
+    cmd.current_dir(&root);
+    crate::run_cmd(&mut cmd)
 }

@@ -46,7 +46,8 @@ fn bench(c: &mut Criterion) {
     for name in models.split(',').filter(|n| !n.is_empty()) {
         let config = config_of(name);
         let s = config.input_size;
-        let images = Tensor::<4>::random([batch, 3, s, s], Distribution::Uniform(-1.0, 1.0), &device);
+        let images =
+            Tensor::<4>::random([batch, 3, s, s], Distribution::Uniform(-1.0, 1.0), &device);
 
         let model = config.init(&device);
         group.bench_function(format!("{name}/b{batch}/forward"), |b| {
@@ -71,11 +72,16 @@ fn bench(c: &mut Criterion) {
         group.bench_function(format!("{name}/b{batch}/train_step"), |b| {
             b.iter(|| {
                 let m = model.take().expect("model");
-                let loss = (m.forward(x.clone()) - target.clone()).powi_scalar(2).mean();
+                let loss = (m.forward(x.clone()) - target.clone())
+                    .powi_scalar(2)
+                    .mean();
                 let grads = GradientsParams::from_grads(loss.backward(), &m);
                 let m = optim.step(0.1, m, grads);
                 // Reading one weight back waits for the step to finish on any backend.
-                let done = m.fc.bias.as_ref().map(|b| b.val().sum().into_scalar::<f32>());
+                let done =
+                    m.fc.bias
+                        .as_ref()
+                        .map(|b| b.val().sum().into_scalar::<f32>());
                 model = Some(m);
                 done
             })

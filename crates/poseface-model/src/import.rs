@@ -157,6 +157,7 @@ pub fn load_insightface<M: Module + ModuleSnapshot>(
             }
             let mut store = SafetensorsStore::from_file(path)
                 .with_from_adapter(PyTorchToBurnAdapter)
+                .skip_enum_variants(true)
                 .allow_partial(true)
                 .validate(false)
                 .map_indices_contiguous(false);
@@ -210,6 +211,7 @@ pub fn save_insightface<M: Module + ModuleSnapshot>(
     let tmp = path.with_extension("safetensors.tmp");
     let mut store = SafetensorsStore::from_file(&tmp)
         .with_to_adapter(BurnToPyTorchAdapter)
+        .skip_enum_variants(true)
         .metadata("format", "pt")
         .metadata("producer", "poseface-model");
     for (from, to) in MODULE_TO_INSIGHTFACE {

@@ -24,8 +24,12 @@
 //! assert_eq!(embeddings.dims(), [2, 16]);
 //! ```
 
+pub mod backbone;
 pub mod import;
 pub mod iresnet;
+pub mod mobilefacenet;
 
+pub use backbone::{Backbone, BackboneConfig};
 pub use import::{ImportError, load_insightface, save_insightface};
 pub use iresnet::{IResNet, IResNetConfig, IResNetDepth};
+pub use mobilefacenet::{MobileFaceNet, MobileFaceNetConfig};

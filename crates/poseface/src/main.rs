@@ -27,6 +27,8 @@ enum Command {
     Pose(cmd::pose::PoseArgs),
     /// The 10-fold verification protocol (insightface's) on given embeddings.
     Verify(cmd::verify::VerifyArgs),
+    /// Train a model from an experiment config.
+    Train(cmd::train::TrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         Command::Align(args) => cmd::align::run(args),
         Command::Pose(args) => cmd::pose::run(args),
         Command::Verify(args) => cmd::verify::run(args),
+        Command::Train(args) => cmd::train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -127,3 +127,38 @@ fn no_unwrap_on_input_in_readers() {
         }
     }
 }
+
+/// The `[dependencies]` table of a crate manifest, as text.
+fn dependencies_section(manifest: &str) -> &str {
+    let start = manifest.find("\n[dependencies]").expect("[dependencies]");
+    let rest = &manifest[start + 1..];
+    let end = rest[1..].find("\n[").map_or(rest.len(), |e| e + 1);
+    &rest[..end]
+}
+
+#[test]
+fn model_and_loss_never_choose_a_backend() {
+    for name in ["poseface-model", "poseface-loss"] {
+        let manifest =
+            std::fs::read_to_string(root().join(format!("crates/{name}/Cargo.toml"))).unwrap();
+        let deps = dependencies_section(&manifest);
+        assert!(deps.contains("burn = { workspace = true"), "{name}: {deps}");
+        for forbidden in [
+            "\"flex\"",
+            "\"cuda\"",
+            "\"wgpu\"",
+            "\"vulkan\"",
+            "\"tch\"",
+            "\"ndarray\"",
+            "clap",
+            "anyhow",
+            "indicatif",
+            "burn-train",
+        ] {
+            assert!(
+                !deps.contains(forbidden),
+                "{name} must not depend on {forbidden} outside dev-dependencies"
+            );
+        }
+    }
+}

@@ -2,8 +2,10 @@
 
 pub mod align;
 pub mod data;
+pub mod device;
 pub mod pose;
 pub mod synth;
+pub mod train;
 pub mod verify;
 
 use anyhow::{Context, Result, bail};

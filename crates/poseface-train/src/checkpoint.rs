@@ -1,0 +1,163 @@
+//! Checkpoints: `runs/<name>/checkpoints/step-NNNNNNNN/` holding `backbone.safetensors`
+//! (insightface names), `centres.npy` (`[classes, dim]` float32) and `state.json`, plus a
+//! `latest` file naming the newest directory.
+//!
+//! A checkpoint is written into `step-…​.tmp/` and renamed into place, then `latest` is
+//! replaced atomically, so a run killed at any moment leaves the previous checkpoint whole.
+//! Resuming restores the weights, the class centres, the head's running state and the step;
+//! SGD momentum buffers restart from zero.
+
+use std::path::{Path, PathBuf};
+
+use npyz::WriterBuilder;
+use poseface_data::fsutil::write_atomic;
+use poseface_loss::PartialFc;
+use poseface_loss::head::HeadState;
+use poseface_model::backbone::Backbone;
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+use crate::trainer::io;
+
+/// The small state saved beside the weights.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointState {
+    /// Steps completed.
+    pub step: usize,
+    /// The margin head's running state.
+    pub head: HeadState,
+}
+
+/// A checkpoint directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    /// The `step-…` directory.
+    pub dir: PathBuf,
+}
+
+const LATEST: &str = "latest";
+
+fn checkpoints(run_dir: &Path) -> PathBuf {
+    run_dir.join("checkpoints")
+}
+
+impl Checkpoint {
+    /// The checkpoint `latest` points to, if any.
+    pub fn latest(run_dir: &Path) -> Result<Option<Self>, TrainError> {
+        let pointer = checkpoints(run_dir).join(LATEST);
+        if !pointer.is_file() {
+            return Ok(None);
+        }
+        let name = std::fs::read_to_string(&pointer).map_err(|e| io(&pointer, e))?;
+        let dir = checkpoints(run_dir).join(name.trim());
+        if !dir.join("state.json").is_file() {
+            return Err(TrainError::Data(format!(
+                "{}: points to {}, which holds no checkpoint",
+                pointer.display(),
+                dir.display()
+            )));
+        }
+        Ok(Some(Self { dir }))
+    }
+
+    /// Writes a checkpoint for `state.step` and keeps the newest `keep + 1` of them.
+    pub fn write(
+        run_dir: &Path,
+        model: &Backbone,
+        centres: &PartialFc,
+        state: &CheckpointState,
+        keep: usize,
+    ) -> Result<PathBuf, TrainError> {
+        let root = checkpoints(run_dir);
+        let name = format!("step-{:08}", state.step);
+        let dir = root.join(&name);
+        let tmp = root.join(format!("{name}.tmp"));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+        }
+        std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+        poseface_model::save_insightface(model, &tmp.join("backbone.safetensors"))?;
+        write_centres(&tmp.join("centres.npy"), centres)?;
+        let json = serde_json::to_vec_pretty(state).unwrap_or_default();
+        write_atomic(&tmp.join("state.json"), &json)?;
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        }
+        std::fs::rename(&tmp, &dir).map_err(|e| io(&dir, e))?;
+        write_atomic(&root.join(LATEST), name.as_bytes())?;
+        prune(&root, keep)?;
+        Ok(dir)
+    }
+
+    /// Restores the weights into `model`, the centres into `centres`, and returns the state.
+    pub fn load(
+        &self,
+        model: Backbone,
+        centres: &mut PartialFc,
+    ) -> Result<(Backbone, CheckpointState), TrainError> {
+        let model = poseface_model::load_insightface(
+            model,
+            &self.dir.join("backbone.safetensors"),
+            "checkpoint backbone",
+        )?;
+        let values = read_centres(&self.dir.join("centres.npy"), centres)?;
+        centres.set_centres(values)?;
+        let path = self.dir.join("state.json");
+        let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+        let state = serde_json::from_slice(&bytes)
+            .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
+        Ok((model, state))
+    }
+}
+
+fn write_centres(path: &Path, centres: &PartialFc) -> Result<(), TrainError> {
+    let mut bytes = Vec::new();
+    {
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[centres.classes() as u64, centres.dim() as u64])
+            .writer(&mut bytes)
+            .begin_nd()
+            .map_err(|e| io(path, e))?;
+        w.extend(centres.centres().iter().copied())
+            .map_err(|e| io(path, e))?;
+        w.finish().map_err(|e| io(path, e))?;
+    }
+    write_atomic(path, &bytes)?;
+    Ok(())
+}
+
+fn read_centres(path: &Path, centres: &PartialFc) -> Result<Vec<f32>, TrainError> {
+    let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+    let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| io(path, e))?;
+    let want = [centres.classes() as u64, centres.dim() as u64];
+    if npy.shape() != want {
+        return Err(TrainError::Data(format!(
+            "{}: centres of shape {:?}, the run has {:?}",
+            path.display(),
+            npy.shape(),
+            want
+        )));
+    }
+    npy.into_vec::<f32>().map_err(|e| io(path, e))
+}
+
+/// Removes all but the newest `keep + 1` `step-…` directories (and stale `.tmp` ones).
+fn prune(root: &Path, keep: usize) -> Result<(), TrainError> {
+    let mut steps: Vec<PathBuf> = std::fs::read_dir(root)
+        .map_err(|e| io(root, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("step-") && !n.ends_with(".tmp"))
+        })
+        .collect();
+    steps.sort();
+    let drop = steps.len().saturating_sub(keep + 1);
+    for old in &steps[..drop] {
+        std::fs::remove_dir_all(old).map_err(|e| io(old, e))?;
+    }
+    Ok(())
+}

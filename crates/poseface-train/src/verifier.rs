@@ -1,0 +1,225 @@
+//! Verification during and after training: a `.bin` pair set decoded once, embedded with the
+//! flip trick, scored by insightface's 10-fold protocol and split by pose when the set comes
+//! with a `<stem>.yaws.txt` (one line per pair: the two faces' yaw in degrees).
+
+use std::path::Path;
+
+use burn::tensor::ops::AvgPoolOptions;
+use burn::tensor::{Device, Tensor, TensorData};
+use poseface_data::augment::normalise_chw;
+use poseface_data::decode::decode_rgb;
+use poseface_data::verification_bin::VerificationBin;
+use poseface_eval::pose::{PROFILE_FROM, PoseStratified, pose_stratified};
+use poseface_eval::verification::{fuse_flip, pair_distances, verify_distances};
+use poseface_model::backbone::Backbone;
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+
+/// A decoded pair set.
+#[derive(Debug, Clone)]
+pub struct VerificationSet {
+    /// File stem, e.g. `synth_cplfw`.
+    pub name: String,
+    /// Images as `[3, 112, 112]` floats in `[-1, 1]`, concatenated.
+    images: Vec<f32>,
+    /// Whether pair `k` is genuine.
+    pub issame: Vec<bool>,
+    /// The two yaws of each pair, when known.
+    pub yaws: Option<Vec<[f32; 2]>>,
+}
+
+/// One evaluation of a set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    /// Set name.
+    pub name: String,
+    /// Mean 10-fold accuracy.
+    pub accuracy: f64,
+    /// Standard deviation over folds.
+    pub accuracy_std: f64,
+    /// VAL at FAR = 1e-3.
+    pub val_at_far: f64,
+    /// Accuracy by pose bucket, when the set has yaws.
+    pub by_pose: Option<PoseStratified>,
+}
+
+const SIDE: usize = 112;
+
+impl VerificationSet {
+    /// Reads and decodes a `.bin` file (112×112 images) and its optional `.yaws.txt`.
+    pub fn load(path: &Path) -> Result<Self, TrainError> {
+        let bin = VerificationBin::read(path)?;
+        let per = 3 * SIDE * SIDE;
+        let mut images = vec![0f32; bin.images.len() * per];
+        for (k, (bytes, out)) in bin
+            .images
+            .iter()
+            .zip(images.chunks_exact_mut(per))
+            .enumerate()
+        {
+            let source = format!("{} image {k}", path.display());
+            let img = decode_rgb(bytes, &source)?;
+            if img.dimensions() != (SIDE as u32, SIDE as u32) {
+                return Err(TrainError::Data(format!(
+                    "{source}: {}×{} pixels, verification images must be aligned 112×112",
+                    img.width(),
+                    img.height()
+                )));
+            }
+            normalise_chw(&img, out);
+        }
+        let yaw_path = path.with_extension("yaws.txt");
+        let yaws = if yaw_path.is_file() {
+            Some(read_yaws(&yaw_path, bin.issame.len())?)
+        } else {
+            None
+        };
+        Ok(Self {
+            name: path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            images,
+            issame: bin.issame,
+            yaws,
+        })
+    }
+
+    /// Number of images (two per pair).
+    pub fn len(&self) -> usize {
+        self.issame.len() * 2
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.issame.is_empty()
+    }
+
+    /// Embeds every image and its mirror with `model` (on a non-autodiff `device`, so batch
+    /// norms use running statistics), average-pooled to `input_size`, and scores the pairs.
+    pub fn evaluate(
+        &self,
+        model: &Backbone,
+        input_size: usize,
+        batch: usize,
+        device: &Device,
+    ) -> Result<VerifyReport, TrainError> {
+        let per = 3 * SIDE * SIDE;
+        let mut plain = Vec::new();
+        let mut flipped = Vec::new();
+        let mut dim = 0;
+        for chunk in self.images.chunks(per * batch.max(1)) {
+            let n = chunk.len() / per;
+            let x =
+                Tensor::<4>::from_data(TensorData::new(chunk.to_vec(), [n, 3, SIDE, SIDE]), device);
+            let x = resize(x, input_size);
+            let e = model.forward(x.clone());
+            dim = e.dims()[1];
+            plain.extend(
+                e.into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .unwrap_or_default(),
+            );
+            let f = model.forward(x.flip([3]));
+            flipped.extend(
+                f.into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .unwrap_or_default(),
+            );
+        }
+        self.score(&fuse_flip(&plain, &flipped, dim)?, dim)
+    }
+
+    /// The raw-pixel baseline: each face's pixels (average-pooled to `input_size`) as its
+    /// embedding, scored like a model's.
+    pub fn pixel_baseline(
+        &self,
+        input_size: usize,
+        device: &Device,
+    ) -> Result<VerifyReport, TrainError> {
+        let per = 3 * SIDE * SIDE;
+        let n = self.images.len() / per;
+        let x = Tensor::<4>::from_data(
+            TensorData::new(self.images.clone(), [n, 3, SIDE, SIDE]),
+            device,
+        );
+        let x: Tensor<2> = resize(x, input_size).flatten(1, 3);
+        let dim = x.dims()[1];
+        let values = x
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        let zeros = vec![0f32; values.len()];
+        self.score(&fuse_flip(&values, &zeros, dim)?, dim)
+    }
+
+    fn score(&self, embeddings: &[f32], dim: usize) -> Result<VerifyReport, TrainError> {
+        let dist = pair_distances(embeddings, dim)?;
+        let result = verify_distances(&dist, &self.issame, 10, 1e-3)?;
+        let by_pose = match &self.yaws {
+            Some(yaws) => Some(pose_stratified(
+                &dist,
+                &self.issame,
+                yaws,
+                &result,
+                PROFILE_FROM,
+            )?),
+            None => None,
+        };
+        Ok(VerifyReport {
+            name: self.name.clone(),
+            accuracy: result.accuracy_mean,
+            accuracy_std: result.accuracy_std,
+            val_at_far: result.val,
+            by_pose,
+        })
+    }
+}
+
+/// Average-pools `[B, 3, 112, 112]` to `[B, 3, side, side]` (side 112 or 56).
+pub fn resize(x: Tensor<4>, side: usize) -> Tensor<4> {
+    let [_, _, h, _] = x.dims();
+    if side == h {
+        return x;
+    }
+    let k = h / side;
+    burn::tensor::module::avg_pool2d(x, AvgPoolOptions::new([k, k]))
+}
+
+fn read_yaws(path: &Path, pairs: usize) -> Result<Vec<[f32; 2]>, TrainError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
+    let mut out = Vec::with_capacity(pairs);
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: Vec<f32> = line
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|e| TrainError::Data(format!("{}:{}: {e}", path.display(), i + 1)))?;
+        let [a, b] = v[..] else {
+            return Err(TrainError::Data(format!(
+                "{}:{}: expected two yaws, got {}",
+                path.display(),
+                i + 1,
+                v.len()
+            )));
+        };
+        out.push([a, b]);
+    }
+    if out.len() != pairs {
+        return Err(TrainError::Data(format!(
+            "{}: {} lines for {pairs} pairs",
+            path.display(),
+            out.len()
+        )));
+    }
+    Ok(out)
+}

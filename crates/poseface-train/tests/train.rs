@@ -1,0 +1,156 @@
+//! End to end on the tiny synthetic set: train, checkpoint, stop, resume, and the NaN guard.
+
+use std::path::Path;
+
+use burn::tensor::Device;
+use poseface_synth::config::{Preset, SynthConfig};
+use poseface_train::checkpoint::Checkpoint;
+use poseface_train::{ExperimentConfig, StepLog, TrainError, TrainObserver, Trainer};
+
+fn tiny_data(dir: &Path) {
+    let config = SynthConfig::preset(Preset::Tiny, 5);
+    poseface_synth::writer::write_dataset(&config, dir, &|_, _, _| {}).unwrap();
+}
+
+fn config(data: &Path, runs: &Path, head: &str, overrides: &[&str]) -> ExperimentConfig {
+    let text = format!(
+        r#"
+name = "tiny"
+runs_dir = "{runs}"
+seed = 1
+[data]
+train = "{data}"
+val = ["{data}/synth_cplfw.bin"]
+input_size = 56
+[model]
+backbone = "r18"
+width = 0.0625
+embedding_size = 32
+[head]
+{head}
+[optim]
+lr = 0.1
+batch_size = 16
+steps = 12
+warmup_steps = 2
+[eval]
+every_steps = 0
+[checkpoint]
+every_steps = 4
+keep = 1
+"#,
+        runs = runs.display(),
+        data = data.display()
+    );
+    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    ExperimentConfig::from_toml(&text, &overrides).unwrap()
+}
+
+#[derive(Default)]
+struct Record {
+    losses: Vec<f64>,
+    checkpoints: Vec<usize>,
+}
+
+impl TrainObserver for Record {
+    fn step(&mut self, log: &StepLog) {
+        self.losses.push(log.loss);
+    }
+    fn checkpointed(&mut self, step: usize, _dir: &Path) {
+        self.checkpoints.push(step);
+    }
+}
+
+#[test]
+fn trains_checkpoints_and_resumes_on_tiny_synthetic_faces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    tiny_data(&data);
+    let runs = tmp.path().join("runs");
+    let device = Device::default().autodiff();
+
+    // A first session that stops after 8 of 12 steps, as if killed after its checkpoint.
+    let first = config(
+        &data,
+        &runs,
+        "kind = \"paa\"\nscale = 16.0",
+        &["optim.steps=8"],
+    );
+    let mut trainer = Trainer::new(first, &device, false).unwrap();
+    let mut rec = Record::default();
+    let summary = trainer.run(&mut rec).unwrap();
+    assert_eq!(rec.losses.len(), 8);
+    assert_eq!(rec.checkpoints, vec![4, 8]);
+    assert!(rec.losses.iter().all(|l| l.is_finite()));
+    assert_eq!(summary.verification.len(), 1);
+    let run_dir = runs.join("tiny");
+    for file in [
+        "config.toml",
+        "metrics.jsonl",
+        "model.safetensors",
+        "summary.json",
+    ] {
+        assert!(run_dir.join(file).is_file(), "{file} missing");
+    }
+    // Only the newest checkpoint and one more are kept.
+    let latest = Checkpoint::latest(&run_dir).unwrap().unwrap();
+    assert!(latest.dir.ends_with("step-00000008"));
+    assert!(run_dir.join("checkpoints/step-00000004").is_dir());
+
+    // The second session resumes at step 8 and runs the remaining 4 steps.
+    let second = config(&data, &runs, "kind = \"paa\"\nscale = 16.0", &[]);
+    let mut trainer = Trainer::new(second, &device, true).unwrap();
+    assert_eq!(trainer.start_step(), 8);
+    let mut rec = Record::default();
+    trainer.run(&mut rec).unwrap();
+    assert_eq!(rec.losses.len(), 4);
+    assert_eq!(rec.checkpoints, vec![12]);
+    assert!(!run_dir.join("checkpoints/step-00000004").exists());
+    let metrics = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
+    assert_eq!(
+        metrics.lines().filter(|l| l.contains("\"step\"")).count(),
+        8 + 4 + 2
+    );
+}
+
+#[test]
+fn a_diverging_loss_stops_with_a_diagnostic_and_keeps_the_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    tiny_data(&data);
+    let runs = tmp.path().join("runs");
+    let device = Device::default().autodiff();
+    let mut c = config(&data, &runs, "kind = \"arcface\"", &["optim.steps=40"]);
+    // A learning rate this large makes the weights overflow within a few steps.
+    c.optim.lr = 1e30;
+    c.optim.warmup_steps = 0;
+    c.optim.clip_grad_norm = 0.0;
+    c.checkpoint.every_steps = 1;
+    let mut trainer = Trainer::new(c, &device, false).unwrap();
+    let err = trainer.run(&mut ()).unwrap_err();
+    let TrainError::NonFinite {
+        step,
+        last_checkpoint,
+        ..
+    } = &err
+    else {
+        panic!("expected a non-finite loss, got {err}");
+    };
+    assert!(*step >= 2, "{err}");
+    let kept = last_checkpoint.as_ref().expect("a checkpoint was written");
+    assert!(kept.join("backbone.safetensors").is_file());
+    assert!(err.to_string().contains("Last good checkpoint"), "{err}");
+}
+
+#[test]
+fn paa_without_a_pose_sidecar_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    tiny_data(&data);
+    std::fs::remove_file(data.join("pose.sidecar")).unwrap();
+    let c = config(&data, &tmp.path().join("runs"), "kind = \"paa\"", &[]);
+    let err = Trainer::new(c, &Device::default().autodiff(), false)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("needs poses"), "{err}");
+}
