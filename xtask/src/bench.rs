@@ -13,6 +13,10 @@ pub struct BenchArgs {
     /// Shorter measurement (a few seconds per suite).
     #[arg(long)]
     quick: bool,
+    /// Install PyTorch (torch 2.9.0 from PyPI, about 7 GB) into `target/torch-venv` for the
+    /// backbone peer when it is not there yet.
+    #[arg(long)]
+    install_torch: bool,
 }
 
 /// Runs the suites.
@@ -21,6 +25,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     run_suite("poseface-data", "pipeline", args.quick)?;
     let synth = synth_section(&root, args.quick)?;
     let eval = eval_section(&root, args.quick)?;
+    let backbone = backbone_section(&root, args.quick, args.install_torch)?;
     let ours = criterion_rate(
         &root.join("target/criterion/pipeline/decode_align_flip_normalise_1thread/new"),
     )?;
@@ -54,7 +59,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
          whole ~0.18 MP photo is about three quarters of its time, in libjpeg-turbo. Our pipeline uses the pure-Rust \
          `image`/zune-jpeg decoder; with decoding dominating both sides, the ratio is the decoders' ratio, far from \
          the 10× goal. Next steps: a per-stage split of our side, a suite on 112×112 aligned JPEGs (what RecordIO \
-         training decodes), and decoding with DCT scaling when the face is much smaller than the photo.\n\n{synth}\n{eval}",
+         training decodes), and decoding with DCT scaling when the face is much smaller than the photo.\n\n{backbone}\n{synth}\n{eval}",
         if args.quick { " --quick" } else { "" },
         cpu_model(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -184,6 +189,119 @@ fn eval_section(root: &Path, quick: bool) -> Result<String> {
 }
 
 /// Images per second from a criterion `estimates.json` + `benchmark.json` (throughput).
+/// Backbone forward and training step, ours (flex) beside PyTorch eager on the same cores.
+fn backbone_section(root: &Path, quick: bool, install_torch: bool) -> Result<String> {
+    let models = if quick {
+        "r18-w0.25-s56"
+    } else {
+        "r18-w0.25-s56,r18,r50"
+    };
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.env("POSEFACE_BENCH_MODELS", models).args([
+        "bench",
+        "-p",
+        "poseface-model",
+        "--bench",
+        "backbone",
+    ]);
+    crate::run_cmd(&mut cmd)?;
+    let secs = |name: &str| -> Result<f64> {
+        let p = root.join(format!("target/criterion/flex/{name}/new/estimates.json"));
+        let text = std::fs::read_to_string(&p).with_context(|| format!("{}", p.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text)?;
+        Ok(v["mean"]["point_estimate"].as_f64().context("mean")? * 1e-9)
+    };
+    let peer = torch_peer(root, models, install_torch);
+    let mut rows = String::new();
+    for model in models.split(',') {
+        for (what, key) in [("forward", "forward_s"), ("train_step", "train_step_s")] {
+            let ours = secs(&format!("{model}_b32_{what}"))?;
+            let theirs = peer.as_ref().and_then(|p| p["models"][model][key].as_f64());
+            let (peer_cell, ratio) = match theirs {
+                Some(t) => (
+                    format!("{:.0} ms ({:.1} img/s)", t * 1e3, 32.0 / t),
+                    format!("{:.2}×", t / ours),
+                ),
+                None => ("skipped: no PyTorch".to_string(), "–".to_string()),
+            };
+            rows.push_str(&format!(
+                "| {model} | {what} | {:.0} ms ({:.1} img/s) | {peer_cell} | {ratio} |\n",
+                ours * 1e3,
+                32.0 / ours
+            ));
+        }
+    }
+    let torch = peer
+        .as_ref()
+        .and_then(|p| p["torch"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "not run".into());
+    Ok(format!(
+        "## Backbones (`poseface-model`)\n\n\
+         IResNet at batch 32 on the pure-Rust `flex` backend (burn 0.22.1) beside PyTorch {torch} eager \
+         (`scripts/backbone_bench.py`), both on 2 threads, same network, shapes and loss \
+         (mean squared error to a fixed target), SGD with momentum 0.9 and weight decay 5e-4. \
+         `forward` is inference (running batch-norm statistics, no autodiff); `train_step` is \
+         forward + backward + optimiser step. `r18-w0.25-s56` is the CPU-sized default of the \
+         synthetic runs (¼ width, 56×56 input). Ratio = PyTorch time / ours (above 1: we are faster).\n\n\
+         | model | what | ours | PyTorch | ratio |\n|---|---|---|---|---|\n{rows}\n\
+         Where the time goes: see the profile paragraph below the table in the previous run's \
+         notes (`perf` of the `flex` training step).\n"
+    ))
+}
+
+fn torch_peer(root: &Path, models: &str, install: bool) -> Option<serde_json::Value> {
+    let venv = root.join("target/torch-venv");
+    let py = venv.join("bin/python");
+    let has_torch = |py: &Path| {
+        Command::new(py)
+            .args(["-c", "import torch"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !(py.exists() && has_torch(&py)) {
+        if !install {
+            eprintln!(
+                "skipping the PyTorch peer: no torch in target/torch-venv (add --install-torch to install torch 2.9.0, about 7 GB)"
+            );
+            return None;
+        }
+        let ok = |c: &mut Command| c.current_dir(root).status().is_ok_and(|s| s.success());
+        if !(ok(Command::new("python3").args(["-m", "venv"]).arg(&venv))
+            && ok(Command::new(&py).args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "torch==2.9.0",
+                "numpy",
+                "safetensors",
+            ])))
+        {
+            eprintln!("skipping the PyTorch peer: could not install torch 2.9.0");
+            return None;
+        }
+    }
+    let out = root.join("target/bench/backbone_torch.json");
+    let _ = std::fs::create_dir_all(root.join("target/bench"));
+    let status = Command::new(&py)
+        .current_dir(root)
+        .args([
+            "scripts/backbone_bench.py",
+            "--models",
+            models,
+            "--threads",
+            "2",
+            "--out",
+        ])
+        .arg(&out)
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        eprintln!("skipping the PyTorch peer: scripts/backbone_bench.py failed");
+        return None;
+    }
+    serde_json::from_str(&std::fs::read_to_string(&out).ok()?).ok()
+}
+
 fn criterion_rate(dir: &Path) -> Result<f64> {
     let read = |f: &str| -> Result<serde_json::Value> {
         let p = dir.join(f);

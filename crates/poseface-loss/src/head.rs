@@ -20,7 +20,8 @@
 //! sample for moving *away* from its class. Wherever a margin is added to the angle
 //! (`arcface`, `curricularface`, `magface`, `paa`) the target falls back, for
 //! `cos θ ≤ cos(π − m)`, to `cos θ − m·sin m`, the rule of insightface's ArcFace; `combined`
-//! falls back to `cos θ − m3 − m2·sin m2` when `m1·θ + m2 > π`. SphereFace's `ψ` is monotone
+//! falls back, when `m1·θ + m2 > π`, to `cos θ − m3 − m2·sin m2` for `m1 = 1` and to the
+//! continuous `cos θ − cos θ_b − 1 − m3` (`θ_b = (π − m2)/m1`) otherwise. SphereFace's `ψ` is monotone
 //! by construction and AdaFace clips its angle to `[ε, π − ε]` as its paper does.
 //!
 //! **Gradient of the margin.** insightface's `arcface_torch` computes the angular margin
@@ -284,7 +285,7 @@ impl MarginHeadConfig {
             Self::CosFace(c) => check("m", c.m, (0.0..2.0).contains(&c.m)),
             Self::ArcFace(c) => margin("m", c.m),
             Self::Combined(c) => {
-                check("m1", c.m1, c.m1 >= 1.0)?;
+                check("m1", c.m1, c.m1 > 0.0)?;
                 margin("m2", c.m2)?;
                 check("m3", c.m3, (0.0..2.0).contains(&c.m3))
             }
@@ -420,6 +421,23 @@ impl MarginHead {
         }
         let device = cosine.device();
         let head = self.config.name();
+        let host_labels = labels
+            .clone()
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .map_err(|e| LossError::Shape(format!("labels: {e:?}")))?;
+        if let Some((row, &label)) = host_labels
+            .iter()
+            .enumerate()
+            .find(|(_, l)| **l < 0 || **l as usize >= classes)
+        {
+            return Err(LossError::Label {
+                row,
+                label,
+                classes,
+            });
+        }
         let onehot = one_hot(labels.clone(), classes); // [B, C]
         let tc = cosine
             .clone()
@@ -447,11 +465,18 @@ impl MarginHead {
             }
             MarginHeadConfig::Combined(c) => {
                 let (m1, m2, m3) = (c.m1, c.m2, c.m3);
+                // Past θ_b = (π − m2)/m1: with m1 = 1, insightface's `cos θ − m3 − m2·sin m2`;
+                // otherwise the continuous, monotone `cos θ − cos θ_b − 1 − m3`.
+                let shift = if m1 == 1.0 {
+                    m3 + m2 * m2.sin()
+                } else {
+                    ((PI - m2) / m1).cos() + 1.0 + m3
+                };
                 with_gradient(tc, c.gradient, |tc| {
                     let theta = tc.clone().clamp(-1.0 + ANGLE_EPS, 1.0 - ANGLE_EPS).acos();
                     let past_pi = (theta.clone().detach() * m1 + m2).greater_elem(PI);
                     let main = (theta * m1 + m2).cos() - m3;
-                    let fallback = tc - (m3 + m2 * m2.sin());
+                    let fallback = tc - shift;
                     main.mask_where(past_pi, fallback)
                 })
             }
@@ -502,8 +527,9 @@ impl MarginHead {
                     .detach()
                     .clamp(0.001, 100.0)
                     .into_data()
+                    .convert::<f32>()
                     .try_to_vec::<f32>()
-                    .unwrap_or_default()
+                    .map_err(|e| LossError::Shape(format!("norms: {e:?}")))?
                     .into_iter()
                     .map(f64::from)
                     .collect();
@@ -659,6 +685,65 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("straight-through"), "{e}");
+    }
+
+    #[test]
+    fn targets_decrease_monotonically_over_the_whole_angle_range() {
+        let device = Device::default();
+        let n = 2001;
+        let cos: Vec<f32> = (0..n)
+            .map(|i| (std::f64::consts::PI * i as f64 / (n - 1) as f64).cos() as f32)
+            .collect();
+        let cosine = Tensor::<2>::from_data(TensorData::new(cos, [n, 1]), &device);
+        let labels = Tensor::<1, Int>::zeros([n], &device);
+        for config in [
+            MarginHeadConfig::ArcFace(ArcFaceConfig::default()),
+            MarginHeadConfig::SphereFace(SphereFaceConfig::default()),
+            MarginHeadConfig::Combined(CombinedConfig::default()),
+            MarginHeadConfig::Combined(CombinedConfig {
+                m1: 0.9,
+                m2: 0.4,
+                m3: 0.15,
+                ..Default::default()
+            }),
+            MarginHeadConfig::Combined(CombinedConfig {
+                m1: 1.5,
+                m2: 0.3,
+                m3: 0.0,
+                ..Default::default()
+            }),
+        ] {
+            let name = format!("{config:?}");
+            let out = MarginHead::new(config)
+                .unwrap()
+                .forward(HeadInput {
+                    cosine: cosine.clone(),
+                    labels: labels.clone(),
+                    norms: None,
+                    pose: None,
+                })
+                .unwrap();
+            let t = out.logits.into_data().try_to_vec::<f32>().unwrap();
+            for w in t.windows(2) {
+                assert!(w[1] <= w[0] + 1e-4, "{name}: {} then {}", w[0], w[1]);
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_range_labels_are_errors() {
+        let device = Device::default();
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 3], [2]), &device);
+        let e = MarginHead::new(MarginHeadConfig::default())
+            .unwrap()
+            .forward(HeadInput {
+                cosine: Tensor::<2>::zeros([2, 3], &device),
+                labels,
+                norms: None,
+                pose: None,
+            })
+            .unwrap_err();
+        assert_eq!(e.to_string(), "label 3 at batch row 1 is outside 0..3");
     }
 
     #[test]

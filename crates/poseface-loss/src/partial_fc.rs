@@ -72,6 +72,7 @@ pub struct PartialFc {
     sample_rate: f64,
     centres: Vec<f32>,
     momentum: Vec<f32>,
+    seed: u64,
     rng: ChaCha8Rng,
 }
 
@@ -112,6 +113,7 @@ impl PartialFc {
             centres,
             // Zeroed allocation: pages of rows never sampled are never touched.
             momentum: vec![0.0; classes * dim],
+            seed,
             rng,
         })
     }
@@ -136,7 +138,8 @@ impl PartialFc {
         &self.centres[class * self.dim..(class + 1) * self.dim]
     }
 
-    /// Replaces the centres (e.g. from a checkpoint); momentum restarts at zero.
+    /// Replaces the centres (e.g. from a checkpoint); momentum restarts at zero unless
+    /// [`Self::set_momentum`] restores it.
     pub fn set_centres(&mut self, centres: Vec<f32>) -> Result<(), LossError> {
         if centres.len() != self.classes * self.dim {
             return Err(LossError::Shape(format!(
@@ -148,6 +151,32 @@ impl PartialFc {
         }
         self.centres = centres;
         self.momentum = vec![0.0; self.classes * self.dim];
+        Ok(())
+    }
+
+    /// Restarts the negative sampling at a stream that depends only on the seed and `step`,
+    /// so a resumed run draws the negatives the uninterrupted run would have drawn.
+    pub fn seek(&mut self, step: u64) {
+        let mixed = self.seed ^ step.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.rng = ChaCha8Rng::seed_from_u64(mixed);
+    }
+
+    /// The SGD momentum of every centre, row-major `[classes, dim]` (for checkpoints).
+    pub fn momentum(&self) -> &[f32] {
+        &self.momentum
+    }
+
+    /// Restores the SGD momentum saved with [`Self::momentum`].
+    pub fn set_momentum(&mut self, momentum: Vec<f32>) -> Result<(), LossError> {
+        if momentum.len() != self.classes * self.dim {
+            return Err(LossError::Shape(format!(
+                "{} momentum values for {} × {}",
+                momentum.len(),
+                self.classes,
+                self.dim
+            )));
+        }
+        self.momentum = momentum;
         Ok(())
     }
 

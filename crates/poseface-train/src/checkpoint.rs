@@ -2,10 +2,12 @@
 //! (insightface names), `centres.npy` (`[classes, dim]` float32) and `state.json`, plus a
 //! `latest` file naming the newest directory.
 //!
-//! A checkpoint is written into `step-…​.tmp/` and renamed into place, then `latest` is
+//! A checkpoint is written into `step-….tmp/` and renamed into place, then `latest` is
 //! replaced atomically, so a run killed at any moment leaves the previous checkpoint whole.
-//! Resuming restores the weights, the class centres, the head's running state and the step;
-//! SGD momentum buffers restart from zero.
+//! Resuming restores the weights, the class centres and their SGD momentum
+//! (`centres_momentum.npy`), the head's running state and the step; the backbone's SGD
+//! momentum restarts from zero. The resolved config is saved too (`config.toml`), and a
+//! resume whose config changes what is trained is refused.
 
 use std::path::{Path, PathBuf};
 
@@ -66,6 +68,7 @@ impl Checkpoint {
         model: &Backbone,
         centres: &PartialFc,
         state: &CheckpointState,
+        config: &str,
         keep: usize,
     ) -> Result<PathBuf, TrainError> {
         let root = checkpoints(run_dir);
@@ -77,7 +80,13 @@ impl Checkpoint {
         }
         std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
         poseface_model::save_insightface(model, &tmp.join("backbone.safetensors"))?;
-        write_centres(&tmp.join("centres.npy"), centres)?;
+        write_matrix(&tmp.join("centres.npy"), centres.centres(), centres)?;
+        write_matrix(
+            &tmp.join("centres_momentum.npy"),
+            centres.momentum(),
+            centres,
+        )?;
+        write_atomic(&tmp.join("config.toml"), config.as_bytes())?;
         let json = serde_json::to_vec_pretty(state).unwrap_or_default();
         write_atomic(&tmp.join("state.json"), &json)?;
         if dir.exists() {
@@ -100,17 +109,26 @@ impl Checkpoint {
             &self.dir.join("backbone.safetensors"),
             "checkpoint backbone",
         )?;
-        let values = read_centres(&self.dir.join("centres.npy"), centres)?;
+        let values = read_matrix(&self.dir.join("centres.npy"), centres)?;
         centres.set_centres(values)?;
+        let momentum = read_matrix(&self.dir.join("centres_momentum.npy"), centres)?;
+        centres.set_momentum(momentum)?;
         let path = self.dir.join("state.json");
         let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
         let state = serde_json::from_slice(&bytes)
             .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
         Ok((model, state))
     }
+
+    /// The config the checkpoint was trained with.
+    pub fn config(&self) -> Result<String, TrainError> {
+        let path = self.dir.join("config.toml");
+        std::fs::read_to_string(&path).map_err(|e| io(&path, e))
+    }
 }
 
-fn write_centres(path: &Path, centres: &PartialFc) -> Result<(), TrainError> {
+/// Writes `values` as a `[classes, dim]` float32 `.npy`.
+fn write_matrix(path: &Path, values: &[f32], centres: &PartialFc) -> Result<(), TrainError> {
     let mut bytes = Vec::new();
     {
         let mut w = npyz::WriteOptions::new()
@@ -119,15 +137,14 @@ fn write_centres(path: &Path, centres: &PartialFc) -> Result<(), TrainError> {
             .writer(&mut bytes)
             .begin_nd()
             .map_err(|e| io(path, e))?;
-        w.extend(centres.centres().iter().copied())
-            .map_err(|e| io(path, e))?;
+        w.extend(values.iter().copied()).map_err(|e| io(path, e))?;
         w.finish().map_err(|e| io(path, e))?;
     }
     write_atomic(path, &bytes)?;
     Ok(())
 }
 
-fn read_centres(path: &Path, centres: &PartialFc) -> Result<Vec<f32>, TrainError> {
+fn read_matrix(path: &Path, centres: &PartialFc) -> Result<Vec<f32>, TrainError> {
     let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
     let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| io(path, e))?;
     let want = [centres.classes() as u64, centres.dim() as u64];
@@ -142,18 +159,25 @@ fn read_centres(path: &Path, centres: &PartialFc) -> Result<Vec<f32>, TrainError
     npy.into_vec::<f32>().map_err(|e| io(path, e))
 }
 
-/// Removes all but the newest `keep + 1` `step-…` directories (and stale `.tmp` ones).
+/// Removes all but the newest `keep + 1` `step-…` directories, and stale `.tmp` ones left by
+/// a killed run.
 fn prune(root: &Path, keep: usize) -> Result<(), TrainError> {
-    let mut steps: Vec<PathBuf> = std::fs::read_dir(root)
+    let entries: Vec<PathBuf> = std::fs::read_dir(root)
         .map_err(|e| io(root, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.is_dir()
                 && p.file_name()
                     .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("step-") && !n.ends_with(".tmp"))
+                    .is_some_and(|n| n.starts_with("step-"))
         })
         .collect();
+    let (stale, mut steps): (Vec<PathBuf>, Vec<PathBuf>) = entries
+        .into_iter()
+        .partition(|p| p.extension().is_some_and(|e| e == "tmp"));
+    for tmp in &stale {
+        std::fs::remove_dir_all(tmp).map_err(|e| io(tmp, e))?;
+    }
     steps.sort();
     let drop = steps.len().saturating_sub(keep + 1);
     for old in &steps[..drop] {

@@ -148,11 +148,12 @@ impl Default for OptimConfig {
 }
 
 impl OptimConfig {
-    /// The learning rate at `step` (0-based): linear warmup, then
+    /// The learning rate at `step` (0-based), as `arcface_torch`'s polynomial scheduler:
+    /// `lr · step / warmup` during warmup, then
     /// `lr · (1 − (step − warmup) / (steps − warmup))^power`.
     pub fn lr_at(&self, step: usize) -> f64 {
         if step < self.warmup_steps {
-            return self.lr * (step + 1) as f64 / self.warmup_steps as f64;
+            return self.lr * step as f64 / self.warmup_steps as f64;
         }
         let span = self.steps.saturating_sub(self.warmup_steps).max(1) as f64;
         let done = (step - self.warmup_steps) as f64 / span;
@@ -235,8 +236,29 @@ impl ExperimentConfig {
     /// Range checks that serde cannot express.
     pub fn validate(&self) -> Result<(), String> {
         let o = &self.optim;
-        if o.batch_size == 0 || o.steps == 0 {
-            return Err("optim.batch_size and optim.steps must be ≥ 1".into());
+        // Training-mode batch norm over one sample outputs its shift alone: nothing would train.
+        if o.batch_size < 2 || o.steps == 0 {
+            return Err("optim.batch_size must be ≥ 2 and optim.steps ≥ 1".into());
+        }
+        for (key, value) in [
+            ("optim.momentum", o.momentum),
+            ("optim.weight_decay", o.weight_decay),
+            ("optim.decay_power", o.decay_power),
+            ("optim.clip_grad_norm", o.clip_grad_norm),
+        ] {
+            if !(value >= 0.0 && value.is_finite()) {
+                return Err(format!("{key} = {value} must be finite and ≥ 0"));
+            }
+        }
+        let m = &self.model;
+        if !(m.width > 0.0 && m.width.is_finite()) {
+            return Err(format!("model.width = {} must be > 0", m.width));
+        }
+        if m.embedding_size == 0 {
+            return Err("model.embedding_size must be ≥ 1".into());
+        }
+        if !(0.0..1.0).contains(&m.dropout) {
+            return Err(format!("model.dropout = {} must be in [0, 1)", m.dropout));
         }
         if o.warmup_steps >= o.steps && o.warmup_steps > 0 {
             return Err(format!(
@@ -375,12 +397,25 @@ mod tests {
             warmup_steps: 10,
             ..Default::default()
         };
-        assert!((o.lr_at(0) - 0.01).abs() < 1e-12);
-        assert!((o.lr_at(9) - 0.1).abs() < 1e-12);
+        assert_eq!(o.lr_at(0), 0.0);
+        assert!((o.lr_at(9) - 0.09).abs() < 1e-12);
         assert!((o.lr_at(10) - 0.1).abs() < 1e-12);
         // Halfway through the decay: 0.1 · 0.5² = 0.025.
         assert!((o.lr_at(60) - 0.025).abs() < 1e-12);
         assert_eq!(o.lr_at(110), 0.0);
+    }
+
+    #[test]
+    fn out_of_range_values_are_named() {
+        for (set, key) in [
+            ("optim.batch_size=1", "optim.batch_size"),
+            ("model.dropout=1.5", "model.dropout"),
+            ("optim.momentum=-1", "optim.momentum"),
+            ("model.width=0", "model.width"),
+        ] {
+            let e = ExperimentConfig::from_toml(MINIMAL, &[set.into()]).unwrap_err();
+            assert!(e.contains(key), "{set}: {e}");
+        }
     }
 
     #[test]

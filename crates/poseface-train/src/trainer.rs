@@ -66,6 +66,11 @@ pub trait TrainObserver {
     fn evaluated(&mut self, _step: usize, _report: &VerifyReport) {}
     /// A checkpoint was written.
     fn checkpointed(&mut self, _step: usize, _dir: &Path) {}
+    /// Asked after each step: `true` ends the session there, as an interruption would
+    /// (the run continues from its latest checkpoint with `resume`).
+    fn should_stop(&mut self, _step: usize) -> bool {
+        false
+    }
 }
 
 /// An observer that ignores everything.
@@ -76,10 +81,12 @@ impl TrainObserver for () {}
 pub struct TrainSummary {
     /// Run directory.
     pub run_dir: PathBuf,
-    /// Steps trained.
+    /// Steps completed (the run's total when it finished).
     pub steps: usize,
-    /// Mean loss over the last 10% of steps of this session.
-    pub final_loss: f64,
+    /// Whether the run reached `optim.steps` (false when stopped early).
+    pub finished: bool,
+    /// Mean loss over the last 10% of steps of this session (`None` when it trained none).
+    pub final_loss: Option<f64>,
     /// Training throughput.
     pub images_per_second: f64,
     /// Wall-clock seconds of this session.
@@ -125,6 +132,8 @@ impl Trainer {
             )));
         }
         let classes = class_count(dataset.storage())?;
+        // Weight initialisation draws from the device's generator.
+        device.seed(config.seed);
         let backbone = BackboneConfig {
             name: config.model.backbone.clone(),
             width: config.model.width,
@@ -153,11 +162,32 @@ impl Trainer {
         })?;
         let mut start_step = 0;
         let run_dir = config.run_dir();
-        if resume && let Some(ckpt) = Checkpoint::latest(&run_dir)? {
-            let (loaded, state) = ckpt.load(model, &mut centres)?;
-            model = loaded;
-            head.set_state(state.head);
-            start_step = state.step;
+        match Checkpoint::latest(&run_dir)? {
+            Some(ckpt) if resume => {
+                let saved = ExperimentConfig::from_toml(&ckpt.config()?, &[]).map_err(|e| {
+                    TrainError::Data(format!("{}: {e}", ckpt.dir.join("config.toml").display()))
+                })?;
+                if let Some(section) = changed_section(&saved, &config) {
+                    return Err(TrainError::Data(format!(
+                        "cannot resume {}: `{section}); resume with the same config or start a \
+                         new run under another name",
+                        run_dir.display()
+                    )));
+                }
+                let (loaded, state) = ckpt.load(model, &mut centres)?;
+                model = loaded;
+                head.set_state(state.head);
+                start_step = state.step;
+            }
+            Some(ckpt) => {
+                return Err(TrainError::Data(format!(
+                    "{} already holds a run (checkpoint {}); pass --resume to continue it, or \
+                     choose another name or remove the directory to start afresh",
+                    run_dir.display(),
+                    ckpt.dir.display()
+                )));
+            }
+            None => {}
         }
         let val = config
             .data
@@ -184,7 +214,8 @@ impl Trainer {
         self.start_step
     }
 
-    /// Trains to `optim.steps`, evaluating and checkpointing on the way.
+    /// Trains to `optim.steps` (or until the observer asks to stop), evaluating and
+    /// checkpointing on the way.
     pub fn run(&mut self, observer: &mut dyn TrainObserver) -> Result<TrainSummary, TrainError> {
         let run_dir = self.config.run_dir();
         std::fs::create_dir_all(&run_dir).map_err(|e| io(&run_dir, e))?;
@@ -192,7 +223,10 @@ impl Trainer {
             &run_dir.join("config.toml"),
             self.config.to_toml().as_bytes(),
         )?;
-        let mut metrics = crate::metrics::MetricsLog::open(&run_dir.join("metrics.jsonl"))?;
+        // Records past the checkpoint we resume from were written by the interrupted session
+        // and are about to be written again.
+        let mut metrics =
+            crate::metrics::MetricsLog::open_at(&run_dir.join("metrics.jsonl"), self.start_step)?;
         observer.started(&RunInfo {
             run_dir: run_dir.clone(),
             images: self.dataset.len(),
@@ -202,8 +236,12 @@ impl Trainer {
         });
 
         let o = self.config.optim.clone();
+        // PyTorch's SGD (and arcface_torch's): no dampening of the gradient in the momentum.
+        let momentum = MomentumConfig::new()
+            .with_momentum(o.momentum)
+            .with_dampening(0.0);
         let mut sgd = SgdConfig::new()
-            .with_momentum(Some(MomentumConfig::new().with_momentum(o.momentum)))
+            .with_momentum(Some(momentum))
             .with_weight_decay(Some(WeightDecayConfig::new(o.weight_decay as f32)));
         if o.clip_grad_norm > 0.0 {
             sgd = sgd.with_gradient_clipping(Some(GradientClippingConfig::Norm(
@@ -213,15 +251,20 @@ impl Trainer {
         let mut optim = sgd.init();
         let batcher = FaceBatcher::default();
         let n = self.dataset.len();
+        let mut train_seconds = 0.0;
         let started = Instant::now();
         let mut losses = Vec::new();
         let mut perm_epoch = u64::MAX;
         let mut perm = Vec::new();
         let mut last_checkpoint: Option<PathBuf> = Checkpoint::latest(&run_dir)?.map(|c| c.dir);
+        let needs_pose = self.head.config().needs_pose();
+        let mut done = self.start_step;
 
         for step in self.start_step..o.steps {
+            let step_started = Instant::now();
             let lr = o.lr_at(step);
-            // Sample order is a function of the step, so a resumed run sees the same batches.
+            // Sample order and negatives are functions of the seed and the step, so a
+            // resumed run sees the batches the uninterrupted run would have seen.
             let first = step * o.batch_size;
             let mut indices = Vec::with_capacity(o.batch_size);
             for g in first..first + o.batch_size {
@@ -233,7 +276,16 @@ impl Trainer {
                 }
                 indices.push(perm[g % n]);
             }
+            self.centres.seek(step as u64);
             let samples = self.dataset.samples(&indices)?;
+            if needs_pose && let Some(k) = samples.iter().position(|s| s.angles.is_none()) {
+                return Err(TrainError::Data(format!(
+                    "{}: image {} has no pose in the sidecar, which the {} head needs",
+                    self.config.data.train.display(),
+                    indices[k],
+                    self.head.config().name()
+                )));
+            }
             let labels: Vec<i64> = samples.iter().map(|s| i64::from(s.label)).collect();
             let pose: Vec<[f32; 3]> = samples
                 .iter()
@@ -242,7 +294,7 @@ impl Trainer {
             let batch = batcher.batch(samples, &self.device);
             let images = resize(batch.images, self.config.data.input_size);
 
-            let model = self.model.take().expect("model present between steps");
+            let model = self.model.as_ref().expect("model present between steps");
             let embeddings = model.forward(images); // [B, E]
             let sampled = self.centres.sample(&labels)?;
             let (centres, remapped) = self.centres.gather(&sampled, &self.device);
@@ -276,25 +328,27 @@ impl Trainer {
                     weight_decay: o.weight_decay,
                 },
             )?;
+            // Nothing below can fail: the model is moved through the optimiser and back.
+            let model = self.model.take().expect("model present between steps");
             let grads = GradientsParams::from_grads(grads, &model);
             self.model = Some(optim.step(lr, model, grads));
+            train_seconds += step_started.elapsed().as_secs_f64();
 
             losses.push(loss_value);
-            let done = step + 1;
-            let seconds = started.elapsed().as_secs_f64();
+            done = step + 1;
             let log = StepLog {
                 step: done,
                 steps: o.steps,
                 loss: loss_value,
                 lr,
                 images_per_second: ((done - self.start_step) * o.batch_size) as f64
-                    / seconds.max(1e-9),
+                    / train_seconds.max(1e-9),
             };
             metrics.write(&serde_json::json!({"kind": "step", "step": done, "loss": loss_value, "lr": lr, "images_per_second": log.images_per_second}))?;
             observer.step(&log);
 
             let e = self.config.eval.every_steps;
-            if e > 0 && done % e == 0 && done < o.steps {
+            if e > 0 && done.is_multiple_of(e) && done < o.steps {
                 for report in self.evaluate()? {
                     metrics.write(
                         &serde_json::json!({"kind": "eval", "step": done, "report": report}),
@@ -303,18 +357,21 @@ impl Trainer {
                 }
             }
             let c = self.config.checkpoint.every_steps;
-            if (c > 0 && done % c == 0) || done == o.steps {
+            if (c > 0 && done.is_multiple_of(c)) || done == o.steps {
                 let dir = self.save_checkpoint(done)?;
                 observer.checkpointed(done, &dir);
                 last_checkpoint = Some(dir);
             }
+            if done < o.steps && observer.should_stop(done) {
+                break;
+            }
         }
 
+        let finished = done == o.steps;
         let verification = self.evaluate()?;
         for report in &verification {
-            metrics
-                .write(&serde_json::json!({"kind": "eval", "step": o.steps, "report": report}))?;
-            observer.evaluated(o.steps, report);
+            metrics.write(&serde_json::json!({"kind": "eval", "step": done, "report": report}))?;
+            observer.evaluated(done, report);
         }
         let inner = self.device.clone().inner();
         let pixel_baseline = self
@@ -322,17 +379,20 @@ impl Trainer {
             .iter()
             .map(|v| v.pixel_baseline(self.config.data.input_size, &inner))
             .collect::<Result<Vec<_>, _>>()?;
-        let model = self.model.as_ref().expect("model present");
-        poseface_model::save_insightface(&model.valid(), &run_dir.join("model.safetensors"))?;
-        let tail = (losses.len() / 10).max(1).min(losses.len().max(1));
-        let final_loss = losses.iter().rev().take(tail).sum::<f64>() / tail as f64;
-        let seconds = started.elapsed().as_secs_f64();
+        if finished {
+            let model = self.model.as_ref().expect("model present");
+            poseface_model::save_insightface(&model.valid(), &run_dir.join("model.safetensors"))?;
+        }
+        let tail = (losses.len() / 10).max(1);
+        let final_loss = (!losses.is_empty())
+            .then(|| losses.iter().rev().take(tail).sum::<f64>() / tail.min(losses.len()) as f64);
         let summary = TrainSummary {
             run_dir: run_dir.clone(),
-            steps: o.steps,
+            steps: done,
+            finished,
             final_loss,
-            images_per_second: (losses.len() * o.batch_size) as f64 / seconds.max(1e-9),
-            seconds,
+            images_per_second: (losses.len() * o.batch_size) as f64 / train_seconds.max(1e-9),
+            seconds: started.elapsed().as_secs_f64(),
             verification,
             pixel_baseline,
         };
@@ -373,9 +433,33 @@ impl Trainer {
             &model.valid(),
             &self.centres,
             &state,
+            &self.config.to_toml(),
             self.config.checkpoint.keep,
         )
     }
+}
+
+/// The first config section whose change alters what a resumed run trains, if any
+/// (`eval`, `checkpoint` and `runs_dir` may change between sessions).
+fn changed_section(saved: &ExperimentConfig, now: &ExperimentConfig) -> Option<String> {
+    fn json<T: Serialize>(v: &T) -> String {
+        serde_json::to_string(v).unwrap_or_default()
+    }
+    let sections = [
+        ("name", json(&saved.name), json(&now.name)),
+        ("seed", json(&saved.seed), json(&now.seed)),
+        ("data", json(&saved.data), json(&now.data)),
+        ("model", json(&saved.model), json(&now.model)),
+        ("head", json(&saved.head), json(&now.head)),
+        ("partial_fc", json(&saved.partial_fc), json(&now.partial_fc)),
+        ("optim", json(&saved.optim), json(&now.optim)),
+    ];
+    sections
+        .into_iter()
+        .find(|(_, a, b)| a != b)
+        .map(|(name, a, b)| {
+            format!("{name}` differs from the checkpoint's config (was {a}, now {b}")
+        })
 }
 
 fn class_count(storage: &FaceStorage) -> Result<usize, TrainError> {

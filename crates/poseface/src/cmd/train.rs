@@ -34,9 +34,20 @@ struct Console {
     log_every: usize,
 }
 
+impl Console {
+    /// A log line above the bar, or on stderr when the bar is hidden (not a terminal).
+    fn line(&self, text: String) {
+        if self.bar.is_hidden() {
+            eprintln!("{text}");
+        } else {
+            self.bar.println(text);
+        }
+    }
+}
+
 impl TrainObserver for Console {
     fn started(&mut self, info: &RunInfo) {
-        self.bar.println(format!(
+        self.line(format!(
             "training {} on {} images of {} identities → {}{}",
             info.backbone,
             info.images,
@@ -59,7 +70,7 @@ impl TrainObserver for Console {
             log.loss, log.lr, log.images_per_second
         ));
         if log.step.is_multiple_of(self.log_every) {
-            self.bar.println(format!(
+            self.line(format!(
                 "Speed {:.1} samples/sec   Loss {:.4}   LearningRate {:.6}   Global Step: {}/{}",
                 log.images_per_second, log.loss, log.lr, log.step, log.steps
             ));
@@ -67,15 +78,14 @@ impl TrainObserver for Console {
     }
 
     fn evaluated(&mut self, step: usize, r: &VerifyReport) {
-        self.bar.println(format!(
+        self.line(format!(
             "[{}][{step}]Accuracy-Flip: {:.5}+-{:.5}",
             r.name, r.accuracy, r.accuracy_std
         ));
     }
 
     fn checkpointed(&mut self, step: usize, dir: &Path) {
-        self.bar
-            .println(format!("checkpoint at step {step}: {}", dir.display()));
+        self.line(format!("checkpoint at step {step}: {}", dir.display()));
     }
 }
 
@@ -83,7 +93,6 @@ impl TrainObserver for Console {
 pub fn run(args: TrainArgs) -> Result<()> {
     let config = ExperimentConfig::load(&args.config, &args.overrides)?;
     let device = parse_device(&args.device)?;
-    device.seed(config.seed);
     let mut trainer = Trainer::new(config, &device.autodiff(), args.resume)
         .with_context(|| format!("setting up {}", args.config.display()))?;
     let bar = ProgressBar::new(0);
@@ -102,8 +111,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
 fn print_summary(s: &TrainSummary) {
     println!(
-        "\ntrained {} steps in {:.0} s ({:.0} img/s), final loss {:.3}",
-        s.steps, s.seconds, s.images_per_second, s.final_loss
+        "\n{} at step {} after {:.0} s ({:.0} img/s while training), final loss {}",
+        if s.finished { "finished" } else { "stopped" },
+        s.steps,
+        s.seconds,
+        s.images_per_second,
+        s.final_loss.map_or("–".to_string(), |l| format!("{l:.3}"))
     );
     println!("{:<14} {:>18} {:>18}", "set", "accuracy", "raw pixels");
     for (r, p) in s.verification.iter().zip(&s.pixel_baseline) {
