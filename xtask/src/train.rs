@@ -20,9 +20,6 @@ pub struct TrainArgs {
     /// Device (`cpu`, or a GPU backend compiled in with `--features`).
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Continue the run from its latest checkpoint.
-    #[arg(long)]
-    resume: bool,
     /// Config overrides passed on to `poseface train --set`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -69,9 +66,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         "--device".into(),
         args.device.clone(),
     ];
-    if args.resume {
-        train.push("--resume".into());
-    }
+    // A rerun continues the run from its latest checkpoint (or, when it finished, reports
+    // it again); delete `runs/<name>` to start over.
+    train.push("--resume".into());
     for o in &args.overrides {
         train.push("--set".into());
         train.push(o.clone());

@@ -9,6 +9,8 @@
 //!   cross-entropy; SGD; periodic verification; progress through a [`TrainObserver`];
 //! - [`checkpoint`]: atomic checkpoints (`backbone.safetensors`, `centres.npy`,
 //!   `state.json`) and resume;
+//! - [`embed`]: embeddings of aligned faces (with the flip sum) from a run or from
+//!   insightface weights;
 //! - [`verifier`]: `.bin` pair sets scored with insightface's 10-fold protocol, by pose when
 //!   yaws are known, and the raw-pixel baseline.
 //!
@@ -25,12 +27,14 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod embed;
 mod error;
 pub mod metrics;
 pub mod trainer;
 pub mod verifier;
 
 pub use config::ExperimentConfig;
+pub use embed::Embedder;
 pub use error::TrainError;
 pub use trainer::{RunInfo, StepLog, TrainObserver, TrainSummary, Trainer};
 pub use verifier::{VerificationSet, VerifyReport};

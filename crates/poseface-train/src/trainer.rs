@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::TrainError;
 use crate::checkpoint::{Checkpoint, CheckpointState};
 use crate::config::ExperimentConfig;
-use crate::verifier::{VerificationSet, VerifyReport, resize};
+use crate::embed::{Embedder, resize};
+use crate::verifier::{VerificationSet, VerifyReport};
 
 /// What the loop tells its observer after each step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -408,17 +409,15 @@ impl Trainer {
     /// Verifies every validation set with the current weights.
     pub fn evaluate(&self) -> Result<Vec<VerifyReport>, TrainError> {
         let model = self.model.as_ref().expect("model present").valid();
-        let inner = self.device.clone().inner();
+        let embedder = Embedder::new(
+            model,
+            self.config.data.input_size,
+            self.config.model.embedding_size,
+            &self.device,
+        );
         self.val
             .iter()
-            .map(|v| {
-                v.evaluate(
-                    &model,
-                    self.config.data.input_size,
-                    self.config.eval.batch_size,
-                    &inner,
-                )
-            })
+            .map(|v| v.evaluate(&embedder, self.config.eval.batch_size))
             .collect()
     }
 

@@ -4,17 +4,16 @@
 
 use std::path::Path;
 
-use burn::tensor::ops::AvgPoolOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use poseface_data::augment::normalise_chw;
 use poseface_data::decode::decode_rgb;
 use poseface_data::verification_bin::VerificationBin;
 use poseface_eval::pose::{PROFILE_FROM, PoseStratified, pose_stratified};
 use poseface_eval::verification::{fuse_flip, pair_distances, verify_distances};
-use poseface_model::backbone::Backbone;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
+use crate::embed::{Embedder, resize};
 
 /// A decoded pair set.
 #[derive(Debug, Clone)]
@@ -96,41 +95,12 @@ impl VerificationSet {
         self.issame.is_empty()
     }
 
-    /// Embeds every image and its mirror with `model` (on a non-autodiff `device`, so batch
-    /// norms use running statistics), average-pooled to `input_size`, and scores the pairs.
-    pub fn evaluate(
-        &self,
-        model: &Backbone,
-        input_size: usize,
-        batch: usize,
-        device: &Device,
-    ) -> Result<VerifyReport, TrainError> {
-        let per = 3 * SIDE * SIDE;
-        let mut plain = Vec::new();
-        let mut flipped = Vec::new();
-        let mut dim = 0;
-        for chunk in self.images.chunks(per * batch.max(1)) {
-            let n = chunk.len() / per;
-            let x =
-                Tensor::<4>::from_data(TensorData::new(chunk.to_vec(), [n, 3, SIDE, SIDE]), device);
-            let x = resize(x, input_size);
-            let e = model.forward(x.clone());
-            dim = e.dims()[1];
-            plain.extend(
-                e.into_data()
-                    .convert::<f32>()
-                    .try_to_vec::<f32>()
-                    .unwrap_or_default(),
-            );
-            let f = model.forward(x.flip([3]));
-            flipped.extend(
-                f.into_data()
-                    .convert::<f32>()
-                    .try_to_vec::<f32>()
-                    .unwrap_or_default(),
-            );
-        }
-        self.score(&fuse_flip(&plain, &flipped, dim)?, dim)
+    /// Embeds every image and its mirror and scores the pairs.
+    pub fn evaluate(&self, embedder: &Embedder, batch: usize) -> Result<VerifyReport, TrainError> {
+        let sums = embedder.embed_normalised(&self.images, true, batch);
+        let zeros = vec![0f32; sums.len()];
+        // `fuse_flip` of the sum and zeros is `normalize(e + e_flip)`.
+        self.score(&fuse_flip(&sums, &zeros, embedder.dim())?, embedder.dim())
     }
 
     /// The raw-pixel baseline: each face's pixels (average-pooled to `input_size`) as its
@@ -178,16 +148,6 @@ impl VerificationSet {
             by_pose,
         })
     }
-}
-
-/// Average-pools `[B, 3, 112, 112]` to `[B, 3, side, side]` (side 112 or 56).
-pub fn resize(x: Tensor<4>, side: usize) -> Tensor<4> {
-    let [_, _, h, _] = x.dims();
-    if side == h {
-        return x;
-    }
-    let k = h / side;
-    burn::tensor::module::avg_pool2d(x, AvgPoolOptions::new([k, k]))
 }
 
 fn read_yaws(path: &Path, pairs: usize) -> Result<Vec<[f32; 2]>, TrainError> {

@@ -29,6 +29,8 @@ enum Command {
     Verify(cmd::verify::VerifyArgs),
     /// Train a model from an experiment config.
     Train(cmd::train::TrainArgs),
+    /// Embed aligned faces with a trained run or insightface weights.
+    Embed(cmd::embed::EmbedArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::Pose(args) => cmd::pose::run(args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::Train(args) => cmd::train::run(args),
+        Command::Embed(args) => cmd::embed::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

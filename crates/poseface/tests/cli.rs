@@ -429,3 +429,145 @@ fn synth_tiny(dir: &std::path::Path) -> std::path::PathBuf {
     );
     out
 }
+
+#[test]
+fn train_then_embed_then_verify_a_tiny_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth_tiny(tmp.path());
+    let runs = tmp.path().join("runs");
+    let config = tmp.path().join("tiny.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"cli\"\nruns_dir = \"{}\"\n[data]\ntrain = \"{}\"\nval = [\"{}\"]\ninput_size = 56\n\
+             [model]\nbackbone = \"r18\"\nwidth = 0.0625\nembedding_size = 32\n\
+             [head]\nkind = \"paa\"\nscale = 16.0\n[optim]\nbatch_size = 16\nsteps = 6\n\
+             [eval]\nevery_steps = 3\n[checkpoint]\nevery_steps = 3\n",
+            runs.display(),
+            data.display(),
+            data.join("synth_cplfw.bin").display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let out = poseface(&["train", "--config", cfg]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("finished at step 6"), "{stdout}");
+    assert!(
+        stdout.contains("synth_cplfw") && stdout.contains("frontal-profile"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("[synth_cplfw][3]Accuracy-Flip:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("checkpoint at step 6"), "{stderr}");
+
+    // Again without --resume: refused, nothing lost.
+    let again = poseface(&["train", "--config", cfg]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("pass --resume"));
+    // An unknown key names the nearest valid one.
+    let typo = poseface(&["train", "--config", cfg, "--set", "optim.warmup_step=3"]);
+    assert!(
+        String::from_utf8_lossy(&typo.stderr).contains("did you mean `warmup_steps`?"),
+        "{}",
+        String::from_utf8_lossy(&typo.stderr)
+    );
+
+    // Embed the pair set with the run's weights and verify it from the files.
+    let run_dir = runs.join("cli");
+    let emb = tmp.path().join("cplfw.npy");
+    let out = poseface(&[
+        "embed",
+        "--run",
+        run_dir.to_str().unwrap(),
+        "--bin",
+        data.join("synth_cplfw.bin").to_str().unwrap(),
+        "--out",
+        emb.to_str().unwrap(),
+        "--flip",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let issame = tmp.path().join("cplfw.issame.txt");
+    let v = poseface(&[
+        "verify",
+        "--embeddings",
+        emb.to_str().unwrap(),
+        "--issame",
+        issame.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    // The same protocol on the same weights as the run's own final verification.
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("summary.json")).unwrap()).unwrap();
+    let ours = v["accuracy_mean"].as_f64().unwrap();
+    let run = summary["verification"][0]["accuracy"].as_f64().unwrap();
+    assert!((ours - run).abs() < 1e-9, "{ours} vs {run}");
+}
+
+#[test]
+fn embed_loads_insightface_weights_and_devices_name_their_feature() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth_tiny(tmp.path());
+    let weights = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../poseface-model/tests/fixtures/iresnet_r18_w0625_s56/backbone.pth");
+    let emb = tmp.path().join("lfw.npy");
+    let out = poseface(&[
+        "embed",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--arch",
+        "r18",
+        "--width",
+        "0.0625",
+        "--input-size",
+        "56",
+        "--embedding-size",
+        "64",
+        "--bin",
+        data.join("synth_lfw.bin").to_str().unwrap(),
+        "--out",
+        emb.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&emb).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    assert_eq!(npy.shape(), &[400, 64]);
+    // The wrong architecture for the file is one line naming the mismatch.
+    let bad = poseface(&[
+        "embed",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--arch",
+        "r34",
+        "--bin",
+        data.join("synth_lfw.bin").to_str().unwrap(),
+        "--out",
+        emb.to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("does not match") && err.lines().count() == 1,
+        "{err}"
+    );
+    #[cfg(not(feature = "cuda"))]
+    {
+        let gpu = poseface(&["train", "--config", "no-such.toml", "--device", "cuda:0"]);
+        let err = String::from_utf8_lossy(&gpu.stderr);
+        assert!(err.contains("--features cuda"), "{err}");
+    }
+}

@@ -91,8 +91,8 @@ impl TrainObserver for Console {
 
 /// Runs `poseface train`.
 pub fn run(args: TrainArgs) -> Result<()> {
-    let config = ExperimentConfig::load(&args.config, &args.overrides)?;
     let device = parse_device(&args.device)?;
+    let config = ExperimentConfig::load(&args.config, &args.overrides)?;
     let mut trainer = Trainer::new(config, &device.autodiff(), args.resume)
         .with_context(|| format!("setting up {}", args.config.display()))?;
     let bar = ProgressBar::new(0);

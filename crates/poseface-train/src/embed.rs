@@ -1,0 +1,140 @@
+//! Embedding aligned faces with a trained or imported backbone: the test-time path of
+//! `poseface embed` and of verification during training.
+//!
+//! Faces are aligned 112×112 RGB, normalised as `(pixel − 127.5) / 127.5`, average-pooled to
+//! the backbone's input size, and embedded in batches on a non-autodiff device (batch norms
+//! use their running statistics). With `flip`, each row is the sum of the face's and its
+//! mirror's embeddings, as insightface's evaluation computes them (not normalised: the
+//! verification protocol normalises).
+
+use std::path::Path;
+
+use burn::tensor::ops::AvgPoolOptions;
+use burn::tensor::{Device, Tensor, TensorData};
+use image::RgbImage;
+use poseface_data::augment::normalise_chw;
+use poseface_model::backbone::{Backbone, BackboneConfig};
+
+use crate::TrainError;
+use crate::config::ExperimentConfig;
+
+/// Side of the aligned faces the embedder takes.
+pub const ALIGNED: usize = 112;
+
+/// A backbone ready to embed faces.
+#[derive(Debug)]
+pub struct Embedder {
+    model: Backbone,
+    input_size: usize,
+    embedding_size: usize,
+    device: Device,
+}
+
+impl Embedder {
+    /// The final weights of a run directory (`config.toml` + `model.safetensors`).
+    pub fn from_run(run_dir: &Path, device: &Device) -> Result<Self, TrainError> {
+        let config = ExperimentConfig::load(&run_dir.join("config.toml"), &[])?;
+        let backbone = BackboneConfig {
+            name: config.model.backbone.clone(),
+            width: config.model.width,
+            input_size: config.data.input_size,
+            embedding_size: config.model.embedding_size,
+            dropout: 0.0,
+        };
+        Self::from_weights(&run_dir.join("model.safetensors"), &backbone, device)
+    }
+
+    /// Weights in insightface's names (`backbone.pth` or safetensors) for a described network.
+    pub fn from_weights(
+        weights: &Path,
+        backbone: &BackboneConfig,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
+        let device = device.clone().inner();
+        let model = backbone.init(&device).map_err(|e| TrainError::Config {
+            path: weights.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let model = poseface_model::load_insightface(model, weights, &backbone.describe())?;
+        Ok(Self::new(
+            model,
+            backbone.input_size,
+            backbone.embedding_size,
+            &device,
+        ))
+    }
+
+    /// Wraps a model already in memory (moved to the non-autodiff side of `device`).
+    pub fn new(model: Backbone, input_size: usize, embedding_size: usize, device: &Device) -> Self {
+        Self {
+            model,
+            input_size,
+            embedding_size,
+            device: device.clone().inner(),
+        }
+    }
+
+    /// Embedding size.
+    pub fn dim(&self) -> usize {
+        self.embedding_size
+    }
+
+    /// Embeds aligned 112×112 faces; returns `[faces, dim]` row-major.
+    pub fn embed_images(
+        &self,
+        faces: &[RgbImage],
+        flip: bool,
+        batch: usize,
+    ) -> Result<Vec<f32>, TrainError> {
+        let per = 3 * ALIGNED * ALIGNED;
+        let mut chw = vec![0f32; faces.len() * per];
+        for (k, (face, out)) in faces.iter().zip(chw.chunks_exact_mut(per)).enumerate() {
+            if face.dimensions() != (ALIGNED as u32, ALIGNED as u32) {
+                return Err(TrainError::Data(format!(
+                    "face {k} is {}×{}; embedding needs aligned 112×112 faces",
+                    face.width(),
+                    face.height()
+                )));
+            }
+            normalise_chw(face, out);
+        }
+        Ok(self.embed_normalised(&chw, flip, batch))
+    }
+
+    /// Embeds faces already normalised to `[3, 112, 112]` floats, concatenated.
+    pub fn embed_normalised(&self, chw: &[f32], flip: bool, batch: usize) -> Vec<f32> {
+        let per = 3 * ALIGNED * ALIGNED;
+        let mut out = Vec::with_capacity(chw.len() / per * self.embedding_size);
+        for chunk in chw.chunks(per * batch.max(1)) {
+            let n = chunk.len() / per;
+            let x = Tensor::<4>::from_data(
+                TensorData::new(chunk.to_vec(), [n, 3, ALIGNED, ALIGNED]),
+                &self.device,
+            );
+            let x = resize(x, self.input_size);
+            let mut e = self.model.forward(x.clone()); // [n, E]
+            if flip {
+                e = e + self.model.forward(x.flip([3]));
+            }
+            out.extend(to_vec(e));
+        }
+        out
+    }
+}
+
+fn to_vec(t: Tensor<2>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("float32 after convert")
+}
+
+/// Average-pools `[B, 3, 112, 112]` to `[B, 3, side, side]` (`side` divides 112).
+pub fn resize(x: Tensor<4>, side: usize) -> Tensor<4> {
+    let [_, _, h, _] = x.dims();
+    if side == h {
+        return x;
+    }
+    let k = h / side;
+    burn::tensor::module::avg_pool2d(x, AvgPoolOptions::new([k, k]))
+}
