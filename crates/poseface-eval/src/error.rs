@@ -12,6 +12,9 @@ pub enum EvalError {
     /// The input cannot give the metric (too few pairs, a class missing).
     #[error("not enough data: {0}")]
     TooFew(String),
+    /// A report or plot could not be written.
+    #[error("cannot write report: {0}")]
+    Io(String),
 }
 
 /// Fails on the first NaN or infinite value, naming its row (`dim` values per row) as `what`.

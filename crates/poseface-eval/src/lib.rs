@@ -9,7 +9,8 @@
 //! - [`ijb`]: IJB-B/C template aggregation (face score, media mean, media sum, L2) and
 //!   cosine pair scores;
 //! - [`pose`]: the 10-fold decisions split by pose class (frontal/profile) and by yaw
-//!   difference.
+//!   difference;
+//! - [`report`]: a Markdown summary and SVG plots (ROC curves, accuracy by pose bucket).
 //!
 //! ```
 //! use poseface_eval::roc::roc_curve;
@@ -29,6 +30,7 @@
 mod error;
 pub mod ijb;
 pub mod pose;
+pub mod report;
 pub mod roc;
 pub mod verification;
 

@@ -384,6 +384,12 @@ impl Trainer {
             let model = self.model.as_ref().expect("model present");
             poseface_model::save_insightface(&model.valid(), &run_dir.join("model.safetensors"))?;
         }
+        crate::verifier::write_report(
+            &run_dir,
+            &format!("{} after {done} steps", self.config.name),
+            &verification,
+            &pixel_baseline,
+        )?;
         let tail = (losses.len() / 10).max(1);
         let final_loss = (!losses.is_empty())
             .then(|| losses.iter().rev().take(tail).sum::<f64>() / tail.min(losses.len()) as f64);

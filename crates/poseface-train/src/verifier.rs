@@ -9,6 +9,8 @@ use poseface_data::augment::normalise_chw;
 use poseface_data::decode::decode_rgb;
 use poseface_data::verification_bin::VerificationBin;
 use poseface_eval::pose::{PROFILE_FROM, PoseStratified, pose_stratified};
+use poseface_eval::report::SetReport;
+use poseface_eval::roc::{Roc, roc_curve};
 use poseface_eval::verification::{fuse_flip, pair_distances, verify_distances};
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +43,25 @@ pub struct VerifyReport {
     pub val_at_far: f64,
     /// Accuracy by pose bucket, when the set has yaws.
     pub by_pose: Option<PoseStratified>,
+    /// Area under the ROC of the pair scores.
+    pub auc: f64,
+    /// The ROC itself (for plots; not written to logs).
+    #[serde(skip)]
+    pub roc: Option<Roc>,
+}
+
+impl VerifyReport {
+    /// The report-crate view of this evaluation.
+    pub fn to_set_report(&self) -> Option<SetReport> {
+        Some(SetReport {
+            name: self.name.clone(),
+            accuracy: self.accuracy,
+            accuracy_std: self.accuracy_std,
+            val_at_far: self.val_at_far,
+            roc: self.roc.clone()?,
+            by_pose: self.by_pose.clone(),
+        })
+    }
 }
 
 const SIDE: usize = 112;
@@ -140,14 +161,57 @@ impl VerificationSet {
             )?),
             None => None,
         };
+        let scores: Vec<f32> = dist.iter().map(|&d| -d as f32).collect();
+        let roc = roc_curve(&self.issame, &scores)?;
         Ok(VerifyReport {
             name: self.name.clone(),
             accuracy: result.accuracy_mean,
             accuracy_std: result.accuracy_std,
             val_at_far: result.val,
             by_pose,
+            auc: roc.auc(),
+            roc: Some(roc),
         })
     }
+}
+
+/// Writes `report.md`, `roc.svg` and `pose_accuracy.svg` into `dir`: the model's reports
+/// beside the raw-pixel baseline's.
+pub fn write_report(
+    dir: &Path,
+    title: &str,
+    model: &[VerifyReport],
+    baseline: &[VerifyReport],
+) -> Result<(), TrainError> {
+    let sets: Vec<SetReport> = model
+        .iter()
+        .filter_map(VerifyReport::to_set_report)
+        .collect();
+    let base: Vec<SetReport> = baseline
+        .iter()
+        .filter_map(VerifyReport::to_set_report)
+        .collect();
+    if sets.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| TrainError::Data(format!("{}: {e}", dir.display())))?;
+    poseface_data::fsutil::write_atomic(
+        &dir.join("report.md"),
+        poseface_eval::report::markdown(title, &sets, &base).as_bytes(),
+    )?;
+    poseface_eval::report::roc_svg(&sets, &dir.join("roc.svg"))?;
+    if let Some(i) = sets.iter().position(|s| s.by_pose.is_some()) {
+        let mut series = vec![(
+            format!("{} (model)", sets[i].name),
+            sets[i].by_pose.clone().expect("has poses"),
+        )];
+        if let Some(p) = base.get(i).and_then(|b| b.by_pose.clone()) {
+            series.push(("raw pixels".to_string(), p));
+        }
+        poseface_eval::report::pose_accuracy_svg(&series, &dir.join("pose_accuracy.svg"))?;
+    }
+    Ok(())
 }
 
 fn read_yaws(path: &Path, pairs: usize) -> Result<Vec<[f32; 2]>, TrainError> {

@@ -101,7 +101,14 @@ fn trains_checkpoints_and_resumes_on_tiny_synthetic_faces() {
     assert_eq!(rec.losses[..], uninterrupted[..10]);
     assert_eq!(summary.verification.len(), 1);
     let run_dir = runs.join("tiny");
-    for file in ["config.toml", "metrics.jsonl", "summary.json"] {
+    for file in [
+        "config.toml",
+        "metrics.jsonl",
+        "summary.json",
+        "report.md",
+        "roc.svg",
+        "pose_accuracy.svg",
+    ] {
         assert!(run_dir.join(file).is_file(), "{file} missing");
     }
     assert!(!run_dir.join("model.safetensors").exists());
