@@ -60,7 +60,9 @@ fn bench(c: &mut Criterion) {
         let ad = device.clone().autodiff();
         let mut model = Some(config.init(&ad));
         let mut optim = SgdConfig::new()
-            .with_momentum(Some(MomentumConfig::new().with_momentum(0.9)))
+            .with_momentum(Some(
+                MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
+            ))
             .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
             .init();
         let x = images.clone().to_device(&ad);
