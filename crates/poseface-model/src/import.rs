@@ -220,6 +220,10 @@ pub fn save_insightface<M: Module + ModuleSnapshot>(
     module
         .save_into(&mut store)
         .map_err(|e| write_error(e.to_string()))?;
+    // On disk before it takes the final name, so a crash never leaves a torn file there.
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| write_error(e.to_string()))?;
     std::fs::rename(&tmp, path).map_err(|e| write_error(e.to_string()))
 }
 

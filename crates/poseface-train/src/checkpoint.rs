@@ -93,7 +93,9 @@ impl Checkpoint {
             std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
         }
         std::fs::rename(&tmp, &dir).map_err(|e| io(&dir, e))?;
+        sync_dir(&root)?;
         write_atomic(&root.join(LATEST), name.as_bytes())?;
+        sync_dir(&root)?;
         prune(&root, keep)?;
         Ok(dir)
     }
@@ -125,6 +127,13 @@ impl Checkpoint {
         let path = self.dir.join("config.toml");
         std::fs::read_to_string(&path).map_err(|e| io(&path, e))
     }
+}
+
+/// Makes a directory's entries (renames) durable.
+fn sync_dir(dir: &Path) -> Result<(), TrainError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io(dir, e))
 }
 
 /// Writes `values` as a `[classes, dim]` float32 `.npy`.

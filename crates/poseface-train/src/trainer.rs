@@ -190,6 +190,19 @@ impl Trainer {
             }
             None => {}
         }
+        // An unwritable run directory is reported now, not after the first training steps.
+        std::fs::create_dir_all(&run_dir)
+            .and_then(|_| {
+                let probe = run_dir.join(".write-test");
+                std::fs::write(&probe, b"ok")?;
+                std::fs::remove_file(&probe)
+            })
+            .map_err(|e| {
+                TrainError::Data(format!(
+                    "cannot write the run directory {}: {e}",
+                    run_dir.display()
+                ))
+            })?;
         let val = config
             .data
             .val

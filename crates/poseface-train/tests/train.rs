@@ -198,3 +198,23 @@ fn paa_without_a_pose_sidecar_is_refused() {
         .expect("refused");
     assert!(err.to_string().contains("needs poses"), "{err}");
 }
+
+#[test]
+fn an_unwritable_run_directory_is_reported_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    tiny_data(&data);
+    // A file where the runs directory should be: no directory can be created under it
+    // (permission bits would not stop root, which CI runs as).
+    let blocker = tmp.path().join("runs");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let c = config(&data, &blocker, "kind = \"arcface\"", &[]);
+    let err = Trainer::new(c, &Device::default().autodiff(), false)
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string()
+            .starts_with("cannot write the run directory"),
+        "{err}"
+    );
+}
