@@ -79,6 +79,11 @@ impl Embedder {
         self.embedding_size
     }
 
+    /// Side of the square input the backbone takes (faces are pooled to it).
+    pub fn input_size(&self) -> usize {
+        self.input_size
+    }
+
     /// Embeds aligned 112×112 faces; returns `[faces, dim]` row-major.
     pub fn embed_images(
         &self,

@@ -31,6 +31,8 @@ enum Command {
     Train(cmd::train::TrainArgs),
     /// Embed aligned faces with a trained run or insightface weights.
     Embed(cmd::embed::EmbedArgs),
+    /// Evaluate a trained run on verification sets, with a report and plots.
+    Eval(cmd::eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => cmd::verify::run(args),
         Command::Train(args) => cmd::train::run(args),
         Command::Embed(args) => cmd::embed::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -512,6 +512,26 @@ fn train_then_embed_then_verify_a_tiny_run() {
     let ours = v["accuracy_mean"].as_f64().unwrap();
     let run = summary["verification"][0]["accuracy"].as_f64().unwrap();
     assert!((ours - run).abs() < 1e-9, "{ours} vs {run}");
+
+    // `eval` gives the same figure and writes the report with its plots.
+    let report = tmp.path().join("report");
+    let e = poseface(&[
+        "eval",
+        "--run",
+        run_dir.to_str().unwrap(),
+        "--bin",
+        data.join("synth_cplfw.bin").to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    let e: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+    let acc = e["sets"][0]["accuracy"].as_f64().unwrap();
+    assert!((acc - run).abs() < 1e-9, "{acc} vs {run}");
+    for file in ["report.md", "roc.svg", "pose_accuracy.svg"] {
+        assert!(report.join(file).is_file(), "{file}");
+    }
 }
 
 #[test]

@@ -4,6 +4,7 @@ pub mod align;
 pub mod data;
 pub mod device;
 pub mod embed;
+pub mod eval;
 pub mod pose;
 pub mod synth;
 pub mod train;
