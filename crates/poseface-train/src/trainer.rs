@@ -17,7 +17,8 @@ use burn::tensor::Device;
 use poseface_data::batch::FaceBatcher;
 use poseface_data::dataset::{FaceDataset, FaceStorage, epoch_permutation};
 use poseface_loss::cross_entropy::normalized_cosine;
-use poseface_loss::{HeadInput, MarginHead, PartialFc, PartialFcConfig, SgdStep};
+use poseface_loss::head::ArcFaceConfig;
+use poseface_loss::{HeadInput, MarginHead, MarginHeadConfig, PartialFc, PartialFcConfig, SgdStep};
 use poseface_model::backbone::{Backbone, BackboneConfig};
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +56,8 @@ pub struct RunInfo {
     pub backbone: String,
     /// Step the run starts from (non-zero after a resume).
     pub start_step: usize,
+    /// What the run does differently from its config, and why.
+    pub warnings: Vec<String>,
 }
 
 /// Receives progress from [`Trainer::run`].
@@ -110,6 +113,7 @@ pub struct Trainer {
     centres: PartialFc,
     start_step: usize,
     val: Vec<VerificationSet>,
+    warnings: Vec<String>,
 }
 
 impl Trainer {
@@ -146,15 +150,26 @@ impl Trainer {
             path: PathBuf::from("model.backbone"),
             message: e.to_string(),
         })?;
-        let head = MarginHead::new(config.head.clone())?;
-        if head.config().needs_pose() && !dataset.has_pose() {
-            return Err(TrainError::Data(format!(
-                "the {} head needs poses but {} has no pose sidecar",
-                head.config().name(),
-                config.data.train.display()
-            )));
-        }
-        let mut head = head;
+        let mut warnings = Vec::new();
+        // Without poses PAA cannot adapt its margin: it trains as ArcFace with the base
+        // margin, and says so, rather than with made-up angles.
+        let head_config = match &config.head {
+            MarginHeadConfig::Paa(paa) if !dataset.has_pose() => {
+                warnings.push(format!(
+                    "{} has no pose sidecar: the paa head is switched off and trains as arcface \
+                     with m = base_margin = {}",
+                    config.data.train.display(),
+                    paa.base_margin
+                ));
+                MarginHeadConfig::ArcFace(ArcFaceConfig {
+                    scale: paa.scale,
+                    m: paa.base_margin,
+                    gradient: paa.gradient,
+                })
+            }
+            other => other.clone(),
+        };
+        let mut head = MarginHead::new(head_config)?;
         let mut centres = PartialFc::new(&PartialFcConfig {
             classes,
             dim: config.model.embedding_size,
@@ -220,6 +235,7 @@ impl Trainer {
             centres,
             start_step,
             val,
+            warnings,
         })
     }
 
@@ -247,6 +263,7 @@ impl Trainer {
             classes: self.classes,
             backbone: self.backbone.describe(),
             start_step: self.start_step,
+            warnings: self.warnings.clone(),
         });
 
         let o = self.config.optim.clone();

@@ -187,16 +187,33 @@ fn a_diverging_loss_stops_with_a_diagnostic_and_keeps_the_checkpoint() {
 }
 
 #[test]
-fn paa_without_a_pose_sidecar_is_refused() {
+fn paa_without_poses_trains_as_arcface_and_says_so() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     tiny_data(&data);
     std::fs::remove_file(data.join("pose.sidecar")).unwrap();
-    let c = config(&data, &tmp.path().join("runs"), "kind = \"paa\"", &[]);
-    let err = Trainer::new(c, &Device::default().autodiff(), false)
-        .err()
-        .expect("refused");
-    assert!(err.to_string().contains("needs poses"), "{err}");
+    let c = config(
+        &data,
+        &tmp.path().join("runs"),
+        "kind = \"paa\"\nbase_margin = 0.4",
+        &["optim.steps=3"],
+    );
+    let mut trainer = Trainer::new(c, &Device::default().autodiff(), false).unwrap();
+    #[derive(Default)]
+    struct Warnings(Vec<String>);
+    impl TrainObserver for Warnings {
+        fn started(&mut self, info: &poseface_train::RunInfo) {
+            self.0 = info.warnings.clone();
+        }
+    }
+    let mut w = Warnings::default();
+    trainer.run(&mut w).unwrap();
+    assert_eq!(w.0.len(), 1);
+    assert!(
+        w.0[0].contains("paa head is switched off") && w.0[0].contains("m = base_margin = 0.4"),
+        "{:?}",
+        w.0
+    );
 }
 
 #[test]

@@ -47,6 +47,9 @@ impl Console {
 
 impl TrainObserver for Console {
     fn started(&mut self, info: &RunInfo) {
+        for w in &info.warnings {
+            self.line(format!("warning: {w}"));
+        }
         self.line(format!(
             "training {} on {} images of {} identities → {}{}",
             info.backbone,
