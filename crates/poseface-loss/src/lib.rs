@@ -37,6 +37,7 @@
 pub mod cross_entropy;
 mod error;
 pub mod head;
+mod head_config;
 pub mod partial_fc;
 pub mod pose_margin;
 
