@@ -137,7 +137,11 @@ impl Trainer {
             )));
         }
         let classes = class_count(dataset.storage())?;
-        // Weight initialisation draws from the device's generator.
+        // Weight initialisation draws from the device's generator, which every user of the
+        // device shares: seeding and drawing happen under one lock so that trainers built
+        // concurrently in one process still start from their seed's weights.
+        static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let init_guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         device.seed(config.seed);
         let backbone = BackboneConfig {
             name: config.model.backbone.clone(),
@@ -150,6 +154,7 @@ impl Trainer {
             path: PathBuf::from("model.backbone"),
             message: e.to_string(),
         })?;
+        drop(init_guard);
         let mut warnings = Vec::new();
         // Without poses PAA cannot adapt its margin: it trains as ArcFace with the base
         // margin, and says so, rather than with made-up angles.
