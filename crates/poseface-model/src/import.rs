@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::store::{
-    ApplyResult, BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore,
-    SafetensorsStore,
+    ApplyResult, BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter,
+    PytorchStore, SafetensorsStore,
 };
 
 /// How insightface's key names map onto our module paths: `(regex, replacement)`, applied in
@@ -35,6 +35,12 @@ pub const MODULE_TO_INSIGHTFACE: [(&str, &str); 3] = [
     (r"\.downsample\.bn\.", ".downsample.1."),
     (r"(^|\.)prelu\.alpha$", "${1}prelu.weight"),
 ];
+
+/// The key rules as burn-store's remapper. The patterns are constants of this module, so a
+/// regex that fails to compile is a bug here, caught by every import test.
+fn remapper(rules: &[(&str, &str)]) -> KeyRemapper {
+    KeyRemapper::from_patterns(rules.to_vec()).expect("the key rules are valid regexes")
+}
 
 /// Checkpoint entries that carry no model state and are skipped on import.
 fn is_ignored(key: &str) -> bool {
@@ -141,12 +147,10 @@ pub fn load_insightface<M: Module + ModuleSnapshot>(
     let result = match CheckpointFormat::of(path) {
         CheckpointFormat::Pytorch => {
             let mut store = PytorchStore::from_file(path)
+                .remap(remapper(&INSIGHTFACE_TO_MODULE))
                 .allow_partial(true)
                 .validate(false)
                 .map_indices_contiguous(false);
-            for (from, to) in INSIGHTFACE_TO_MODULE {
-                store = store.with_key_remapping(from, to);
-            }
             module
                 .load_from(&mut store)
                 .map_err(|e| read_error(e.to_string()))?
@@ -158,12 +162,10 @@ pub fn load_insightface<M: Module + ModuleSnapshot>(
             let mut store = SafetensorsStore::from_file(path)
                 .with_from_adapter(PyTorchToBurnAdapter)
                 .skip_enum_variants(true)
+                .remap(remapper(&INSIGHTFACE_TO_MODULE))
                 .allow_partial(true)
                 .validate(false)
                 .map_indices_contiguous(false);
-            for (from, to) in INSIGHTFACE_TO_MODULE {
-                store = store.with_key_remapping(from, to);
-            }
             module
                 .load_from(&mut store)
                 .map_err(|e| read_error(e.to_string()))?
@@ -212,11 +214,9 @@ pub fn save_insightface<M: Module + ModuleSnapshot>(
     let mut store = SafetensorsStore::from_file(&tmp)
         .with_to_adapter(BurnToPyTorchAdapter)
         .skip_enum_variants(true)
+        .remap(remapper(&MODULE_TO_INSIGHTFACE))
         .metadata("format", "pt")
         .metadata("producer", "poseface-model");
-    for (from, to) in MODULE_TO_INSIGHTFACE {
-        store = store.with_key_remapping(from, to);
-    }
     module
         .save_into(&mut store)
         .map_err(|e| write_error(e.to_string()))?;
