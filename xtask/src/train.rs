@@ -1,4 +1,5 @@
-//! `cargo xtask train`: synthetic data if absent, then the default training run.
+//! `cargo xtask train`: synthetic data and the landmark autoencoder if absent, then the
+//! default training run (PoseFace on the built-in synthetic faces).
 
 use std::process::Command;
 
@@ -12,7 +13,7 @@ pub const SYNTH_DIR: &str = "datasets/generated/synth-small";
 #[derive(Args)]
 pub struct TrainArgs {
     /// The experiment config.
-    #[arg(long, default_value = "configs/synth-paa.toml")]
+    #[arg(long, default_value = "configs/synth-poseface.toml")]
     config: std::path::PathBuf,
     /// Synthetic preset to generate when the data is absent (tiny, small, medium).
     #[arg(long, default_value = "small")]
@@ -58,6 +59,23 @@ pub fn run(args: TrainArgs) -> Result<()> {
         ]))?;
     }
     crate::run_cmd(&mut poseface(&["data", "inspect", &dir.to_string_lossy()]))?;
+    if let Some(lae) = lae_path(&root.join(&args.config))? {
+        let lae = root.join(lae);
+        if lae.is_file() {
+            println!("landmark autoencoder present: {}", lae.display());
+        } else {
+            println!("pretraining the landmark autoencoder on synthetic landmarks …");
+            let out = lae.to_string_lossy().into_owned();
+            let mut cmd = poseface(&["lae", "train", "--out", &out]);
+            // Real landmark files, when the shared test data sits beside the checkout, are
+            // only reported on, never trained on.
+            let dlib = root.join("../shared/golden/dlib_faces/testing_with_face_landmarks.xml");
+            if dlib.is_file() {
+                cmd.arg("--test-landmarks").arg(&dlib);
+            }
+            crate::run_cmd(&mut cmd)?;
+        }
+    }
     let config = root.join(&args.config).to_string_lossy().into_owned();
     let mut train: Vec<String> = vec![
         "train".into(),
@@ -77,4 +95,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let mut cmd = poseface(&train);
     cmd.current_dir(&root);
     crate::run_cmd(&mut cmd)
+}
+
+/// The landmark autoencoder a config trains with (`method.lae` of a `poseface` method).
+fn lae_path(config: &std::path::Path) -> Result<Option<String>> {
+    let text = std::fs::read_to_string(config)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
+    let method = table.get("method").and_then(|m| m.as_table());
+    Ok(method
+        .filter(|m| m.get("kind").and_then(|k| k.as_str()) == Some("poseface"))
+        .and_then(|m| m.get("lae"))
+        .and_then(|l| l.as_str())
+        .map(str::to_string))
 }

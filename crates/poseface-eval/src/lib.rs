@@ -10,6 +10,8 @@
 //!   cosine pair scores;
 //! - [`pose`]: the 10-fold decisions split by pose class (frontal/profile) and by yaw
 //!   difference;
+//! - [`probe`]: ridge-regression probes (held-out R²), e.g. how much head pose an identity
+//!   embedding still carries;
 //! - [`report`]: a Markdown summary and SVG plots (ROC curves, accuracy by pose bucket).
 //!
 //! ```
@@ -30,10 +32,12 @@
 mod error;
 pub mod ijb;
 pub mod pose;
+pub mod probe;
 pub mod report;
 pub mod roc;
 pub mod verification;
 
 pub use error::EvalError;
+pub use probe::{ProbeFit, ridge_probe};
 pub use roc::{IJB_FARS, Roc, roc_curve};
 pub use verification::{VerificationResult, fuse_flip, verify, verify_distances};

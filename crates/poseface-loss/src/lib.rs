@@ -8,6 +8,8 @@
 //!   Pose-Adaptive ArcFace (PAA), whose per-sample margin grows with the pose
 //!   ([`pose_margin`]);
 //! - [`cross_entropy`]: the softmax cross-entropy and the normalised cosine logits;
+//! - [`disentangle`]: PoseFace's orthogonality loss `‖Ŵ_id Ŵ_pᵀ‖²_F` and pose loss
+//!   `‖z_p − E(l)‖²`;
 //! - [`partial_fc`]: Partial FC — class centres sampled per step, every positive kept, and
 //!   an SGD update that touches only the sampled rows.
 //!
@@ -35,12 +37,14 @@
 //! ```
 
 pub mod cross_entropy;
+pub mod disentangle;
 mod error;
 pub mod head;
 mod head_config;
 pub mod partial_fc;
 pub mod pose_margin;
 
+pub use disentangle::{orthogonality, pose_loss};
 pub use error::LossError;
 pub use head::{HeadInput, HeadOutput, MarginGradient, MarginHead, MarginHeadConfig};
 pub use partial_fc::{PartialFc, PartialFcConfig, Sampled, SgdStep};

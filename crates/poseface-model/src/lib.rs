@@ -5,6 +5,10 @@
 //!
 //! - [`iresnet`]: insightface's IResNet 18/34/50/100/200 (`arcface_torch` layout), with a
 //!   width multiplier and any square input size for CPU-sized variants;
+//! - [`mobilefacenet`]: MobileFaceNet as its paper defines it;
+//! - [`param_ids`]: process-independent parameter ids, so saved optimiser state reloads;
+//! - [`disentangle`]: PoseFace's identity/pose projections, foldable into the backbone for
+//!   export;
 //! - [`import`]: insightface `backbone.pth` / safetensors state dicts in, safetensors out,
 //!   through burn-store with one explicit key rule per renamed tensor.
 //!
@@ -25,11 +29,15 @@
 //! ```
 
 pub mod backbone;
+pub mod disentangle;
 pub mod import;
 pub mod iresnet;
 pub mod mobilefacenet;
+pub mod param_ids;
 
 pub use backbone::{Backbone, BackboneConfig};
+pub use disentangle::{DisentangledHead, DisentangledHeadConfig};
 pub use import::{ImportError, load_insightface, save_insightface};
 pub use iresnet::{IResNet, IResNetConfig, IResNetDepth};
 pub use mobilefacenet::{MobileFaceNet, MobileFaceNetConfig};
+pub use param_ids::stable_param_ids;

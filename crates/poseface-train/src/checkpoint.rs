@@ -5,16 +5,22 @@
 //! A checkpoint is written into `step-….tmp/` and renamed into place, then `latest` is
 //! replaced atomically, so a run killed at any moment leaves the previous checkpoint whole.
 //! Resuming restores the weights, the class centres and their SGD momentum
-//! (`centres_momentum.npy`), the head's running state and the step; the backbone's SGD
-//! momentum restarts from zero. The resolved config is saved too (`config.toml`), and a
+//! (`centres_momentum.npy`), PoseFace's identity/pose projections (`pose_head.safetensors`,
+//! burn's names, when the run has them), the SGD state of the backbone and of the
+//! projections (`backbone.optim.bpk`, `pose_head.optim.bpk`: burn's optimiser records, keyed
+//! by the path-derived parameter ids of `poseface_model::param_ids`), the head's running
+//! state and the step. The resolved config is saved too (`config.toml`), and a
 //! resume whose config changes what is trained is refused.
 
 use std::path::{Path, PathBuf};
 
+use burn::optim::ModuleOptimizer;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
 use npyz::WriterBuilder;
 use poseface_data::fsutil::write_atomic;
 use poseface_loss::PartialFc;
 use poseface_loss::head::HeadState;
+use poseface_model::DisentangledHead;
 use poseface_model::backbone::Backbone;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +36,23 @@ pub struct CheckpointState {
     pub head: HeadState,
 }
 
+/// What a checkpoint holds.
+#[derive(Clone, Copy)]
+pub struct Contents<'a> {
+    /// Backbone weights (saved under insightface's names).
+    pub model: &'a Backbone,
+    /// PoseFace's projections, when the run has them.
+    pub pose_head: Option<&'a DisentangledHead>,
+    /// Optimisers by name (`<name>.optim.bpk`).
+    pub optimizers: &'a [(&'a str, &'a ModuleOptimizer)],
+    /// Class centres and their momentum.
+    pub centres: &'a PartialFc,
+    /// Step and head state.
+    pub state: &'a CheckpointState,
+    /// The resolved config (TOML).
+    pub config: &'a str,
+}
+
 /// A checkpoint directory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint {
@@ -38,6 +61,7 @@ pub struct Checkpoint {
 }
 
 const LATEST: &str = "latest";
+const POSE_HEAD: &str = "pose_head.safetensors";
 
 fn checkpoints(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoints")
@@ -65,12 +89,17 @@ impl Checkpoint {
     /// Writes a checkpoint for `state.step` and keeps the newest `keep + 1` of them.
     pub fn write(
         run_dir: &Path,
-        model: &Backbone,
-        centres: &PartialFc,
-        state: &CheckpointState,
-        config: &str,
+        contents: &Contents<'_>,
         keep: usize,
     ) -> Result<PathBuf, TrainError> {
+        let Contents {
+            model,
+            pose_head,
+            optimizers,
+            centres,
+            state,
+            config,
+        } = *contents;
         let root = checkpoints(run_dir);
         let name = format!("step-{:08}", state.step);
         let dir = root.join(&name);
@@ -80,6 +109,24 @@ impl Checkpoint {
         }
         std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
         poseface_model::save_insightface(model, &tmp.join("backbone.safetensors"))?;
+        if let Some(head) = pose_head {
+            let path = tmp.join(POSE_HEAD);
+            let mut store = SafetensorsStore::from_file(&path).overwrite(true);
+            head.save_into(&mut store)
+                .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
+            std::fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| io(&path, e))?;
+        }
+        for (name, optim) in optimizers {
+            let path = tmp.join(format!("{name}.optim.bpk"));
+            optim
+                .save(&path)
+                .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
+            std::fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| io(&path, e))?;
+        }
         write_matrix(&tmp.join("centres.npy"), centres.centres(), centres)?;
         write_matrix(
             &tmp.join("centres_momentum.npy"),
@@ -100,17 +147,35 @@ impl Checkpoint {
         Ok(dir)
     }
 
-    /// Restores the weights into `model`, the centres into `centres`, and returns the state.
+    /// Restores the weights into `model` (and `pose_head`, when given), the centres into
+    /// `centres`, and returns the state.
     pub fn load(
         &self,
         model: Backbone,
+        pose_head: Option<DisentangledHead>,
         centres: &mut PartialFc,
-    ) -> Result<(Backbone, CheckpointState), TrainError> {
+    ) -> Result<(Backbone, Option<DisentangledHead>, CheckpointState), TrainError> {
         let model = poseface_model::load_insightface(
             model,
             &self.dir.join("backbone.safetensors"),
             "checkpoint backbone",
         )?;
+        let pose_head = match pose_head {
+            Some(mut head) => {
+                let path = self.dir.join(POSE_HEAD);
+                let bad = |m: String| TrainError::Data(format!("{}: {m}", path.display()));
+                let mut store = SafetensorsStore::from_file(&path);
+                let result = head.load_from(&mut store).map_err(|e| bad(e.to_string()))?;
+                if !result.is_success() || !result.missing.is_empty() {
+                    return Err(bad(format!(
+                        "does not match the run's pose head: missing {:?}, errors {:?}",
+                        result.missing, result.errors
+                    )));
+                }
+                Some(head)
+            }
+            None => None,
+        };
         let values = read_matrix(&self.dir.join("centres.npy"), centres)?;
         centres.set_centres(values)?;
         let momentum = read_matrix(&self.dir.join("centres_momentum.npy"), centres)?;
@@ -119,7 +184,24 @@ impl Checkpoint {
         let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
         let state = serde_json::from_slice(&bytes)
             .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
-        Ok((model, state))
+        Ok((model, pose_head, state))
+    }
+
+    /// Restores optimiser state saved under `name` into `optim`; `None` when the checkpoint
+    /// holds none (written before optimiser state was saved).
+    pub fn load_optimizer(
+        &self,
+        name: &str,
+        optim: ModuleOptimizer,
+    ) -> Result<Option<ModuleOptimizer>, TrainError> {
+        let path = self.dir.join(format!("{name}.optim.bpk"));
+        if !path.is_file() {
+            return Ok(None);
+        }
+        optim
+            .load(&path)
+            .map(Some)
+            .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))
     }
 
     /// The config the checkpoint was trained with.

@@ -9,6 +9,7 @@ use poseface_loss::MarginHeadConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
+use crate::method::MethodConfig;
 
 /// A whole experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +28,9 @@ pub struct ExperimentConfig {
     /// The backbone.
     #[serde(default)]
     pub model: ModelConfig,
+    /// Between backbone and head: `plain`, or PoseFace's disentangled head.
+    #[serde(default)]
+    pub method: MethodConfig,
     /// The margin head (`kind = "arcface" | "paa" | …`).
     #[serde(default)]
     pub head: MarginHeadConfig,
@@ -276,7 +280,15 @@ impl ExperimentConfig {
             ));
         }
         self.head.validate().map_err(|e| e.to_string())?;
-        Ok(())
+        self.method.validate()
+    }
+
+    /// Size of the identity embedding: what the margin head trains and evaluation uses.
+    pub fn identity_size(&self) -> usize {
+        match &self.method {
+            MethodConfig::PoseFace(p) => p.identity_size.unwrap_or(self.model.embedding_size),
+            MethodConfig::Plain => self.model.embedding_size,
+        }
     }
 
     /// The resolved configuration as TOML (what the run saves as `config.toml`).

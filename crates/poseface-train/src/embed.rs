@@ -38,7 +38,8 @@ impl Embedder {
             name: config.model.backbone.clone(),
             width: config.model.width,
             input_size: config.data.input_size,
-            embedding_size: config.model.embedding_size,
+            // A PoseFace run exports its identity branch folded into the backbone.
+            embedding_size: config.identity_size(),
             dropout: 0.0,
         };
         Self::from_weights(&run_dir.join("model.safetensors"), &backbone, device)

@@ -25,12 +25,15 @@ pub enum TrainError {
     /// Weights could not be read or written.
     #[error(transparent)]
     Weights(#[from] poseface_model::ImportError),
+    /// The landmark autoencoder could not be loaded.
+    #[error(transparent)]
+    Landmark(#[from] poseface_landmark::LandmarkError),
     /// A metric could not be computed.
     #[error(transparent)]
     Eval(#[from] poseface_eval::EvalError),
     /// The loss stopped being finite; the last good checkpoint is kept.
     #[error(
-        "loss became {loss} at step {step} (lr {lr}); stopped. Last good checkpoint: {}",
+        "loss became {loss} at step {step} (term `{term}`, lr {lr}); stopped. Last good checkpoint: {}",
         last_checkpoint.as_ref().map_or("none yet".to_string(), |p| p.display().to_string())
     )]
     NonFinite {
@@ -38,6 +41,8 @@ pub enum TrainError {
         step: usize,
         /// The loss value.
         loss: f64,
+        /// The first loss term that was not finite (`margin`, `orth`, `pose`), or `loss`.
+        term: String,
         /// The learning rate at that step.
         lr: f64,
         /// The newest checkpoint on disk.

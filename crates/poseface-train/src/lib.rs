@@ -29,12 +29,15 @@ pub mod checkpoint;
 pub mod config;
 pub mod embed;
 mod error;
+pub mod method;
 pub mod metrics;
+pub mod probe;
 pub mod trainer;
 pub mod verifier;
 
 pub use config::ExperimentConfig;
 pub use embed::Embedder;
 pub use error::TrainError;
+pub use method::{MethodConfig, PoseFaceConfig, PoseTarget};
 pub use trainer::{RunInfo, StepLog, TrainObserver, TrainSummary, Trainer};
 pub use verifier::{VerificationSet, VerifyReport};

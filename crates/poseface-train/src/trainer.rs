@@ -12,20 +12,26 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, SgdConfig, decay::WeightDecayConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig};
 use burn::tensor::Device;
 use poseface_data::batch::FaceBatcher;
 use poseface_data::dataset::{FaceDataset, FaceStorage, epoch_permutation};
+use poseface_landmark::LandmarkAutoencoder;
+use poseface_landmark::normalise_tensor;
 use poseface_loss::cross_entropy::normalized_cosine;
 use poseface_loss::head::ArcFaceConfig;
 use poseface_loss::{HeadInput, MarginHead, MarginHeadConfig, PartialFc, PartialFcConfig, SgdStep};
+use poseface_loss::{orthogonality, pose_loss};
 use poseface_model::backbone::{Backbone, BackboneConfig};
+use poseface_model::{DisentangledHead, DisentangledHeadConfig, stable_param_ids};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
 use crate::checkpoint::{Checkpoint, CheckpointState};
 use crate::config::ExperimentConfig;
 use crate::embed::{Embedder, resize};
+use crate::method::{MethodConfig, PoseFaceConfig, PoseTarget};
+use crate::probe::{PoseProbe, ProbeFaces};
 use crate::verifier::{VerificationSet, VerifyReport};
 
 /// What the loop tells its observer after each step.
@@ -35,8 +41,10 @@ pub struct StepLog {
     pub step: usize,
     /// Total steps.
     pub steps: usize,
-    /// Loss of this step.
+    /// Loss of this step (the weighted sum of `terms`).
     pub loss: f64,
+    /// The loss terms, unweighted: `margin`, and with PoseFace `orth` and `pose`.
+    pub terms: Vec<(String, f64)>,
     /// Learning rate used.
     pub lr: f64,
     /// Training images per second over the run so far.
@@ -99,6 +107,17 @@ pub struct TrainSummary {
     pub verification: Vec<VerifyReport>,
     /// Raw-pixel baseline on each set.
     pub pixel_baseline: Vec<VerifyReport>,
+    /// PoseFace: `‖Ŵ_id Ŵ_pᵀ‖²_F` of the final weights (`None` for other methods).
+    pub orthogonality: Option<f64>,
+    /// Pose left in the identity embedding, probed on the first validation set with yaws.
+    pub probe: Option<PoseProbe>,
+}
+
+/// PoseFace's parts: the identity/pose projections and the frozen landmark autoencoder.
+struct PoseBranch {
+    config: PoseFaceConfig,
+    head: Option<DisentangledHead>,
+    lae: LandmarkAutoencoder,
 }
 
 /// A configured training run.
@@ -110,7 +129,10 @@ pub struct Trainer {
     backbone: BackboneConfig,
     model: Option<Backbone>,
     head: MarginHead,
+    pose: Option<PoseBranch>,
     centres: PartialFc,
+    optim: ModuleOptimizer,
+    optim_pose: ModuleOptimizer,
     start_step: usize,
     val: Vec<VerificationSet>,
     warnings: Vec<String>,
@@ -150,12 +172,58 @@ impl Trainer {
             embedding_size: config.model.embedding_size,
             dropout: config.model.dropout,
         };
-        let mut model = backbone.init(&device).map_err(|e| TrainError::Config {
+        let model = backbone.init(&device).map_err(|e| TrainError::Config {
             path: PathBuf::from("model.backbone"),
             message: e.to_string(),
         })?;
-        drop(init_guard);
+        // Ids from parameter paths, so optimiser state saved by one process fits the next.
+        let mut model = stable_param_ids(model, BACKBONE_IDS);
         let mut warnings = Vec::new();
+        let mut pose = match &config.method {
+            MethodConfig::Plain => None,
+            // Without landmarks there is nothing to supervise the pose branch with.
+            MethodConfig::PoseFace(_) if !dataset.has_pose() => {
+                warnings.push(format!(
+                    "{} has no pose sidecar (no landmarks): the poseface pose branch is switched \
+                     off and the backbone embedding is trained directly",
+                    config.data.train.display()
+                ));
+                None
+            }
+            MethodConfig::PoseFace(p) => {
+                let lae = poseface_landmark::load(&p.lae, &device)?;
+                let lae = poseface_landmark::frozen(lae, &device);
+                let latent = lae.config().latent;
+                if lae.config().points != 68 {
+                    return Err(TrainError::Config {
+                        path: p.lae.clone(),
+                        message: format!(
+                            "the autoencoder takes {} points; training batches carry 68",
+                            lae.config().points
+                        ),
+                    });
+                }
+                let head = DisentangledHeadConfig::new(
+                    config.model.embedding_size,
+                    config.identity_size(),
+                    latent,
+                )
+                .init(&device);
+                let head = stable_param_ids(head, POSE_HEAD_IDS);
+                Some(PoseBranch {
+                    config: p.clone(),
+                    head: Some(head),
+                    lae,
+                })
+            }
+        };
+        drop(init_guard);
+        // Without a pose branch the backbone's own embedding is the identity embedding.
+        let identity_size = if pose.is_some() {
+            config.identity_size()
+        } else {
+            config.model.embedding_size
+        };
         // Without poses PAA cannot adapt its margin: it trains as ArcFace with the base
         // margin, and says so, rather than with made-up angles.
         let head_config = match &config.head {
@@ -177,10 +245,12 @@ impl Trainer {
         let mut head = MarginHead::new(head_config)?;
         let mut centres = PartialFc::new(&PartialFcConfig {
             classes,
-            dim: config.model.embedding_size,
+            dim: identity_size,
             sample_rate: config.partial_fc.sample_rate,
             seed: config.seed,
         })?;
+        let mut optim = sgd(&config.optim).init();
+        let mut optim_pose = sgd(&config.optim).init();
         let mut start_step = 0;
         let run_dir = config.run_dir();
         match Checkpoint::latest(&run_dir)? {
@@ -195,8 +265,28 @@ impl Trainer {
                         run_dir.display()
                     )));
                 }
-                let (loaded, state) = ckpt.load(model, &mut centres)?;
-                model = loaded;
+                let pose_head = pose.as_mut().and_then(|p| p.head.take());
+                let (loaded, loaded_head, state) = ckpt.load(model, pose_head, &mut centres)?;
+                model = stable_param_ids(loaded, BACKBONE_IDS);
+                if let Some(p) = pose.as_mut() {
+                    p.head = loaded_head.map(|h| stable_param_ids(h, POSE_HEAD_IDS));
+                }
+                match ckpt.load_optimizer(BACKBONE_IDS, optim)? {
+                    Some(loaded) => optim = loaded,
+                    None => {
+                        warnings.push(format!(
+                            "{} holds no optimiser state (written by an older version): the \
+                             backbone's SGD momentum restarts from zero",
+                            ckpt.dir.display()
+                        ));
+                        optim = sgd(&config.optim).init();
+                    }
+                }
+                if pose.is_some() {
+                    optim_pose = ckpt
+                        .load_optimizer(POSE_HEAD_IDS, optim_pose)?
+                        .unwrap_or_else(|| sgd(&config.optim).init());
+                }
                 head.set_state(state.head);
                 start_step = state.step;
             }
@@ -237,7 +327,10 @@ impl Trainer {
             backbone,
             model: Some(model),
             head,
+            pose,
             centres,
+            optim,
+            optim_pose,
             start_step,
             val,
             warnings,
@@ -272,19 +365,6 @@ impl Trainer {
         });
 
         let o = self.config.optim.clone();
-        // PyTorch's SGD (and arcface_torch's): no dampening of the gradient in the momentum.
-        let momentum = MomentumConfig::new()
-            .with_momentum(o.momentum)
-            .with_dampening(0.0);
-        let mut sgd = SgdConfig::new()
-            .with_momentum(Some(momentum))
-            .with_weight_decay(Some(WeightDecayConfig::new(o.weight_decay as f32)));
-        if o.clip_grad_norm > 0.0 {
-            sgd = sgd.with_gradient_clipping(Some(GradientClippingConfig::Norm(
-                o.clip_grad_norm as f32,
-            )));
-        }
-        let mut optim = sgd.init();
         let batcher = FaceBatcher::default();
         let n = self.dataset.len();
         let mut train_seconds = 0.0;
@@ -331,7 +411,16 @@ impl Trainer {
             let images = resize(batch.images, self.config.data.input_size);
 
             let model = self.model.as_ref().expect("model present between steps");
-            let embeddings = model.forward(images); // [B, E]
+            let feature = model.forward(images); // [B, E]
+            // PoseFace: the identity half goes to the margin head, the pose half is compared
+            // with the landmarks' code below.
+            let (embeddings, pose_code) = match &self.pose {
+                Some(p) => {
+                    let (z_id, z_p) = p.head.as_ref().expect("pose head present").forward(feature);
+                    (z_id, Some(z_p)) // [B, I], [B, latent]
+                }
+                None => (feature, None),
+            };
             let sampled = self.centres.sample(&labels)?;
             let (centres, remapped) = self.centres.gather(&sampled, &self.device);
             let (cosine, norms) = normalized_cosine(embeddings, centres.clone());
@@ -341,12 +430,35 @@ impl Trainer {
                 norms: Some(norms),
                 pose: Some(&pose),
             })?;
-            let loss = out.loss(remapped);
-            let loss_value = f64::from(loss.clone().into_scalar::<f32>());
+            let mut loss = out.loss(remapped);
+            let mut terms = vec![("margin".to_string(), scalar(&loss))];
+            if let (Some(p), Some(z_p)) = (&self.pose, pose_code) {
+                let head = p.head.as_ref().expect("pose head present");
+                let orth = orthogonality(head.w_id.weight.val(), head.w_p.weight.val());
+                let mask = batch.has_landmarks.float(); // [B]
+                let pose_term = match p.config.pose_target {
+                    PoseTarget::Encoder => {
+                        let target = p.lae.encode_points(batch.landmarks).detach();
+                        pose_loss(z_p, target, mask)
+                    }
+                    PoseTarget::Decoder => {
+                        pose_loss(p.lae.decode(z_p), normalise_tensor(batch.landmarks), mask)
+                    }
+                };
+                terms.push(("orth".into(), scalar(&orth)));
+                terms.push(("pose".into(), scalar(&pose_term)));
+                loss = loss + orth * p.config.lambda_orth + pose_term * p.config.lambda_pose;
+            }
+            let loss_value = scalar(&loss);
             if !loss_value.is_finite() {
+                let term = terms
+                    .iter()
+                    .find(|(_, v)| !v.is_finite())
+                    .map_or("loss", |(name, _)| name.as_str());
                 return Err(TrainError::NonFinite {
                     step: step + 1,
                     loss: loss_value,
+                    term: term.to_string(),
                     lr,
                     last_checkpoint,
                 });
@@ -364,10 +476,15 @@ impl Trainer {
                     weight_decay: o.weight_decay,
                 },
             )?;
-            // Nothing below can fail: the model is moved through the optimiser and back.
+            // Nothing below can fail: the modules are moved through the optimisers and back.
+            if let Some(p) = self.pose.as_mut() {
+                let head = p.head.take().expect("pose head present");
+                let head_grads = GradientsParams::from_module(&mut grads, &head);
+                p.head = Some(self.optim_pose.step(lr, head, head_grads));
+            }
             let model = self.model.take().expect("model present between steps");
             let grads = GradientsParams::from_grads(grads, &model);
-            self.model = Some(optim.step(lr, model, grads));
+            self.model = Some(self.optim.step(lr, model, grads));
             train_seconds += step_started.elapsed().as_secs_f64();
 
             losses.push(loss_value);
@@ -376,11 +493,16 @@ impl Trainer {
                 step: done,
                 steps: o.steps,
                 loss: loss_value,
+                terms: terms.clone(),
                 lr,
                 images_per_second: ((done - self.start_step) * o.batch_size) as f64
                     / train_seconds.max(1e-9),
             };
-            metrics.write(&serde_json::json!({"kind": "step", "step": done, "loss": loss_value, "lr": lr, "images_per_second": log.images_per_second}))?;
+            let terms_json: serde_json::Map<String, serde_json::Value> = terms
+                .iter()
+                .map(|(k, v)| (k.clone(), (*v).into()))
+                .collect();
+            metrics.write(&serde_json::json!({"kind": "step", "step": done, "loss": loss_value, "terms": terms_json, "lr": lr, "images_per_second": log.images_per_second}))?;
             observer.step(&log);
 
             let e = self.config.eval.every_steps;
@@ -416,8 +538,21 @@ impl Trainer {
             .map(|v| v.pixel_baseline(self.config.data.input_size, &inner))
             .collect::<Result<Vec<_>, _>>()?;
         if finished {
-            let model = self.model.as_ref().expect("model present");
-            poseface_model::save_insightface(&model.valid(), &run_dir.join("model.safetensors"))?;
+            // The exported weights are the identity branch alone, as an ordinary backbone.
+            poseface_model::save_insightface(
+                &self.inference_model(),
+                &run_dir.join("model.safetensors"),
+            )?;
+        }
+        let orthogonality = self.orthogonality();
+        let probe = self.probe()?;
+        if let Some(p) = &probe {
+            metrics.write(&serde_json::json!({"kind": "probe", "step": done, "probe": p, "orthogonality": orthogonality}))?;
+            let path = run_dir.join("report.md");
+            if let Ok(mut text) = std::fs::read_to_string(&path) {
+                text.push_str(&crate::probe::markdown(p, orthogonality));
+                poseface_data::fsutil::write_atomic(&path, text.as_bytes())?;
+            }
         }
         crate::verifier::write_report(
             &run_dir,
@@ -437,6 +572,8 @@ impl Trainer {
             seconds: started.elapsed().as_secs_f64(),
             verification,
             pixel_baseline,
+            orthogonality,
+            probe,
         };
         poseface_data::fsutil::write_atomic(
             &run_dir.join("summary.json"),
@@ -447,13 +584,56 @@ impl Trainer {
         Ok(summary)
     }
 
+    /// The inference network: the backbone, with PoseFace's `W_id` folded into it so that
+    /// its output is the identity embedding.
+    pub fn inference_model(&self) -> Backbone {
+        let model = self.model.as_ref().expect("model present").valid();
+        match self.pose.as_ref().and_then(|p| p.head.as_ref()) {
+            Some(head) => head.valid().fold_into(model),
+            None => model,
+        }
+    }
+
+    /// Size of the identity embedding.
+    pub fn identity_size(&self) -> usize {
+        match self.pose.as_ref().and_then(|p| p.head.as_ref()) {
+            Some(head) => head.identity_size(),
+            None => self.config.model.embedding_size,
+        }
+    }
+
+    /// PoseFace: `‖Ŵ_id Ŵ_pᵀ‖²_F` of the current weights.
+    pub fn orthogonality(&self) -> Option<f64> {
+        let head = self.pose.as_ref()?.head.as_ref()?.valid();
+        Some(scalar(&orthogonality(
+            head.w_id.weight.val(),
+            head.w_p.weight.val(),
+        )))
+    }
+
+    /// Probes the identity embedding for pose on the first validation set that has yaws.
+    pub fn probe(&self) -> Result<Option<PoseProbe>, TrainError> {
+        let Some(set) = self.val.iter().find(|v| v.yaws.is_some()) else {
+            return Ok(None);
+        };
+        let embedder = Embedder::new(
+            self.inference_model(),
+            self.config.data.input_size,
+            self.identity_size(),
+            &self.device,
+        );
+        let faces = ProbeFaces::from_verification_set(set)?;
+        faces
+            .probe(&embedder, self.config.eval.batch_size)
+            .map(Some)
+    }
+
     /// Verifies every validation set with the current weights.
     pub fn evaluate(&self) -> Result<Vec<VerifyReport>, TrainError> {
-        let model = self.model.as_ref().expect("model present").valid();
         let embedder = Embedder::new(
-            model,
+            self.inference_model(),
             self.config.data.input_size,
-            self.config.model.embedding_size,
+            self.identity_size(),
             &self.device,
         );
         self.val
@@ -468,12 +648,29 @@ impl Trainer {
             step,
             head: self.head.state(),
         };
+        let pose_head = self
+            .pose
+            .as_ref()
+            .and_then(|p| p.head.as_ref())
+            .map(|h| h.valid());
+        let optimizers = [
+            (BACKBONE_IDS, &self.optim),
+            (POSE_HEAD_IDS, &self.optim_pose),
+        ];
         Checkpoint::write(
             &self.config.run_dir(),
-            &model.valid(),
-            &self.centres,
-            &state,
-            &self.config.to_toml(),
+            &crate::checkpoint::Contents {
+                model: &model.valid(),
+                pose_head: pose_head.as_ref(),
+                optimizers: if pose_head.is_some() {
+                    &optimizers
+                } else {
+                    &optimizers[..1]
+                },
+                centres: &self.centres,
+                state: &state,
+                config: &self.config.to_toml(),
+            },
             self.config.checkpoint.keep,
         )
     }
@@ -490,6 +687,7 @@ fn changed_section(saved: &ExperimentConfig, now: &ExperimentConfig) -> Option<S
         ("seed", json(&saved.seed), json(&now.seed)),
         ("data", json(&saved.data), json(&now.data)),
         ("model", json(&saved.model), json(&now.model)),
+        ("method", json(&saved.method), json(&now.method)),
         ("head", json(&saved.head), json(&now.head)),
         ("partial_fc", json(&saved.partial_fc), json(&now.partial_fc)),
         ("optim", json(&saved.optim), json(&now.optim)),
@@ -516,6 +714,30 @@ fn class_count(storage: &FaceStorage) -> Result<usize, TrainError> {
         }
         FaceStorage::Folder(f) => Ok(f.identities().len()),
     }
+}
+
+/// Namespaces of the stable parameter ids (and names of the optimiser-state files).
+const BACKBONE_IDS: &str = "backbone";
+const POSE_HEAD_IDS: &str = "pose_head";
+
+/// SGD as PyTorch's (and arcface_torch's): momentum without dampening, L2 weight decay, and
+/// per-parameter gradient clipping when configured.
+fn sgd(o: &crate::config::OptimConfig) -> SgdConfig {
+    let momentum = MomentumConfig::new()
+        .with_momentum(o.momentum)
+        .with_dampening(0.0);
+    let mut sgd = SgdConfig::new()
+        .with_momentum(Some(momentum))
+        .with_weight_decay(Some(WeightDecayConfig::new(o.weight_decay as f32)));
+    if o.clip_grad_norm > 0.0 {
+        sgd =
+            sgd.with_gradient_clipping(Some(GradientClippingConfig::Norm(o.clip_grad_norm as f32)));
+    }
+    sgd
+}
+
+fn scalar(t: &burn::tensor::Tensor<1>) -> f64 {
+    f64::from(t.clone().into_scalar::<f32>())
 }
 
 pub(crate) fn io(path: &Path, e: std::io::Error) -> TrainError {

@@ -106,6 +106,12 @@ impl VerificationSet {
         })
     }
 
+    /// The images as `[3, 112, 112]` floats in `[-1, 1]`, concatenated (pair `k` is images
+    /// `2k` and `2k + 1`).
+    pub fn images(&self) -> &[f32] {
+        &self.images
+    }
+
     /// Number of images (two per pair).
     pub fn len(&self) -> usize {
         self.issame.len() * 2

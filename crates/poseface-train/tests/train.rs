@@ -148,13 +148,9 @@ fn trains_checkpoints_and_resumes_on_tiny_synthetic_faces() {
         })
         .collect();
     assert_eq!(steps, (1..=12).collect::<Vec<u64>>());
-    // The first step after the resume repeats the uninterrupted run's step 9 exactly (the
-    // step's loss is computed before any momentum is used); later steps differ only by the
-    // backbone's momentum restarting, so they stay close.
-    assert_eq!(rec.losses[0], uninterrupted[8]);
-    for (a, b) in rec.losses.iter().zip(&uninterrupted[8..]) {
-        assert!((a - b).abs() < 0.25 * b.abs(), "{a} vs {b}");
-    }
+    // Weights, optimiser momentum, centres, head state, data order and negatives all come
+    // back: the resumed steps repeat the uninterrupted run's exactly.
+    assert_eq!(rec.losses[..], uninterrupted[8..]);
 }
 
 #[test]

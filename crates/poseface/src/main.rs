@@ -33,6 +33,13 @@ enum Command {
     Embed(cmd::embed::EmbedArgs),
     /// Evaluate a trained run on verification sets, with a report and plots.
     Eval(cmd::eval::EvalArgs),
+    /// Pose left in a run's identity embedding (ridge probes to yaw and pitch).
+    Probe(cmd::probe::ProbeArgs),
+    /// Landmark autoencoder: `poseface lae train --out FILE`.
+    Lae {
+        #[command(subcommand)]
+        command: cmd::lae::LaeCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,6 +52,8 @@ fn main() -> ExitCode {
         Command::Train(args) => cmd::train::run(args),
         Command::Embed(args) => cmd::embed::run(args),
         Command::Eval(args) => cmd::eval::run(args),
+        Command::Lae { command } => cmd::lae::run(command),
+        Command::Probe(args) => cmd::probe::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

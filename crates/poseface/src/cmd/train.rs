@@ -68,13 +68,22 @@ impl TrainObserver for Console {
     fn step(&mut self, log: &StepLog) {
         self.bar.set_length(log.steps as u64);
         self.bar.set_position(log.step as u64);
+        // With several terms (PoseFace), each is shown beside the total.
+        let terms: String = if log.terms.len() > 1 {
+            log.terms
+                .iter()
+                .map(|(name, v)| format!(" {name} {v:.3}"))
+                .collect()
+        } else {
+            String::new()
+        };
         self.bar.set_message(format!(
-            "loss {:.3} lr {:.4} {:.0} img/s",
+            "loss {:.3}{terms} lr {:.4} {:.0} img/s",
             log.loss, log.lr, log.images_per_second
         ));
         if log.step.is_multiple_of(self.log_every) {
             self.line(format!(
-                "Speed {:.1} samples/sec   Loss {:.4}   LearningRate {:.6}   Global Step: {}/{}",
+                "Speed {:.1} samples/sec   Loss {:.4}{terms}   LearningRate {:.6}   Global Step: {}/{}",
                 log.images_per_second, log.loss, log.lr, log.step, log.steps
             ));
         }
@@ -148,6 +157,9 @@ fn print_summary(s: &TrainSummary) {
                 pct(b.accuracy)
             );
         }
+    }
+    if let Some(o) = s.orthogonality {
+        println!("\northogonality residual ‖Ŵ_id Ŵ_pᵀ‖²_F = {o:.2e}");
     }
     println!(
         "\nrun files: {} (config.toml, metrics.jsonl, checkpoints/, model.safetensors, summary.json)",

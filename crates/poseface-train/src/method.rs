@@ -1,0 +1,113 @@
+//! The `[method]` section: what sits between the backbone and the margin head.
+//!
+//! - `plain`: the backbone's output is the identity embedding (ArcFace and its peers);
+//! - `poseface`: PoseFace's disentangled head. The backbone feature `f` is split into
+//!   `z_id = W_id f`, which the margin head trains and evaluation uses, and `z_p = W_p f`,
+//!   pulled onto the frozen landmark autoencoder's code of the face's landmarks
+//!   (`L_pose`), with the two projections kept orthogonal (`L_orth`):
+//!   `L = L_margin + λ_orth·L_orth + λ_pose·L_pose`.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The training method.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", deny_unknown_fields)]
+pub enum MethodConfig {
+    /// The backbone embedding is the identity embedding.
+    #[default]
+    #[serde(rename = "plain")]
+    Plain,
+    /// PoseFace's identity/pose split with orthogonality and landmark supervision.
+    #[serde(rename = "poseface")]
+    PoseFace(PoseFaceConfig),
+}
+
+/// What the pose branch is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PoseTarget {
+    /// `‖z_p − E(l)‖²`: the pose code must equal the frozen encoder's code of the landmarks.
+    #[default]
+    Encoder,
+    /// `‖D(z_p) − l̂‖²`: the frozen decoder must turn the pose code into the normalised
+    /// landmarks.
+    Decoder,
+}
+
+/// PoseFace's disentanglement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoseFaceConfig {
+    /// The pretrained landmark autoencoder (`poseface lae train --out FILE`); its latent size
+    /// is the pose code's size.
+    pub lae: PathBuf,
+    /// Size of the identity embedding `z_id` (default: `model.embedding_size`).
+    #[serde(default)]
+    pub identity_size: Option<usize>,
+    /// Weight of `L_orth`.
+    #[serde(default = "one")]
+    pub lambda_orth: f64,
+    /// Weight of `L_pose`.
+    #[serde(default = "one")]
+    pub lambda_pose: f64,
+    /// Encoder-code or decoder-landmark supervision.
+    #[serde(default)]
+    pub pose_target: PoseTarget,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl MethodConfig {
+    /// Short name for messages and reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Plain => "plain",
+            Self::PoseFace(_) => "poseface",
+        }
+    }
+
+    /// Range checks.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Self::PoseFace(p) = self {
+            for (key, v) in [
+                ("method.lambda_orth", p.lambda_orth),
+                ("method.lambda_pose", p.lambda_pose),
+            ] {
+                if !(v >= 0.0 && v.is_finite()) {
+                    return Err(format!("{key} = {v} must be finite and ≥ 0"));
+                }
+            }
+            if p.identity_size == Some(0) {
+                return Err("method.identity_size must be ≥ 1".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_methods_and_rejects_unknown_keys() {
+        let plain: MethodConfig = toml::from_str("kind = \"plain\"").unwrap();
+        assert_eq!(plain, MethodConfig::Plain);
+        let p: MethodConfig =
+            toml::from_str("kind = \"poseface\"\nlae = \"l.safetensors\"\nlambda_pose = 0.5\npose_target = \"decoder\"")
+                .unwrap();
+        let MethodConfig::PoseFace(p) = p else {
+            panic!()
+        };
+        assert_eq!((p.lambda_orth, p.lambda_pose), (1.0, 0.5));
+        assert_eq!(p.pose_target, PoseTarget::Decoder);
+        assert!(
+            toml::from_str::<MethodConfig>("kind = \"poseface\"\nlae = \"x\"\nlambda = 1").is_err()
+        );
+        assert!(toml::from_str::<MethodConfig>("kind = \"dreams\"").is_err());
+    }
+}

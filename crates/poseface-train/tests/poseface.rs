@@ -1,0 +1,341 @@
+//! PoseFace's disentangled training: where each loss sends gradient, orthogonality on a toy
+//! problem, and a whole run on the tiny synthetic set (exact resume, exported identity
+//! branch, switched off without landmarks).
+
+use std::path::{Path, PathBuf};
+
+use burn::optim::{GradientsParams, SgdConfig};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use poseface_landmark::{LandmarkAutoencoderConfig, PretrainConfig, frozen, normalise_tensor};
+use poseface_loss::cross_entropy::{cross_entropy, normalized_cosine};
+use poseface_loss::{orthogonality, pose_loss};
+use poseface_model::{BackboneConfig, DisentangledHeadConfig};
+use poseface_synth::config::{Preset, SynthConfig};
+use poseface_synth::landmark_sampler::LandmarkSampler;
+use poseface_train::{Embedder, ExperimentConfig, StepLog, TrainObserver, Trainer};
+
+/// Sum of |gradient| of a parameter tensor, 0 when it has none.
+fn grad_mass(grads: &burn::tensor::Gradients, p: &Tensor<2>) -> f32 {
+    p.grad(grads)
+        .map_or(0.0, |g| g.abs().sum().into_scalar::<f32>())
+}
+
+fn grad_mass4(grads: &burn::tensor::Gradients, p: &Tensor<4>) -> f32 {
+    p.grad(grads)
+        .map_or(0.0, |g| g.abs().sum().into_scalar::<f32>())
+}
+
+#[test]
+fn each_loss_reaches_exactly_the_parameters_it_should() {
+    let device = Device::default().autodiff();
+    device.seed(3);
+    let mut bc = BackboneConfig::named("r18");
+    bc.width = 0.0625;
+    bc.input_size = 32;
+    bc.embedding_size = 16;
+    let backbone = bc.init(&device).unwrap();
+    let head = DisentangledHeadConfig::new(16, 12, 4).init(&device);
+    let lae = frozen(
+        LandmarkAutoencoderConfig::new()
+            .with_hidden(16)
+            .with_latent(4)
+            .init(&device),
+        &device,
+    );
+    let images = Tensor::<4>::random([6, 3, 32, 32], Distribution::Default, &device);
+    let landmarks = Tensor::<3>::random([6, 68, 2], Distribution::Uniform(20.0, 90.0), &device);
+    let labels =
+        Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0, 1, 2], [6]), &device);
+    let centres = Tensor::<2>::random([3, 12], Distribution::Default, &device).require_grad();
+    let mask = Tensor::<1>::ones([6], &device);
+    let Some(conv1) = (match &backbone {
+        poseface_model::Backbone::IResNet(n) => Some(n.conv1.weight.val()),
+        _ => None,
+    }) else {
+        panic!("r18 is an IResNet")
+    };
+    let (w_id, w_p) = (head.w_id.weight.val(), head.w_p.weight.val());
+    let (enc, dec) = (lae.enc1.weight.val(), lae.dec1.weight.val());
+
+    let forward = || {
+        let (z_id, z_p) = head.forward(backbone.forward(images.clone()));
+        (z_id, z_p)
+    };
+    // Margin loss: backbone and W_id, not W_p.
+    let (z_id, _) = forward();
+    let (cos, _) = normalized_cosine(z_id, centres.clone());
+    let g = cross_entropy(cos * 16.0, labels).backward();
+    assert!(grad_mass4(&g, &conv1) > 0.0);
+    assert!(grad_mass(&g, &w_id) > 0.0);
+    assert_eq!(grad_mass(&g, &w_p), 0.0);
+    // Orthogonality: the two projections only (it is a function of their weights alone).
+    let g = orthogonality(w_id.clone(), w_p.clone()).backward();
+    assert!(grad_mass(&g, &w_id) > 0.0 && grad_mass(&g, &w_p) > 0.0);
+    assert_eq!(grad_mass4(&g, &conv1), 0.0);
+    // Pose loss through the frozen encoder: backbone and W_p; the encoder none.
+    let (_, z_p) = forward();
+    let target = lae.encode_points(landmarks.clone()).detach();
+    let g = pose_loss(z_p, target, mask.clone()).backward();
+    assert!(grad_mass4(&g, &conv1) > 0.0 && grad_mass(&g, &w_p) > 0.0);
+    assert_eq!(grad_mass(&g, &w_id), 0.0);
+    assert_eq!(grad_mass(&g, &enc), 0.0);
+    // Through the frozen decoder: gradient crosses the decoder but does not change it.
+    let (_, z_p) = forward();
+    let g = pose_loss(lae.decode(z_p), normalise_tensor(landmarks), mask).backward();
+    assert!(grad_mass4(&g, &conv1) > 0.0 && grad_mass(&g, &w_p) > 0.0);
+    assert_eq!(grad_mass(&g, &dec), 0.0);
+}
+
+#[test]
+fn orthogonality_converges_while_identity_and_pose_are_both_learned() {
+    // Toy problem: 8-d features; the class is the sign pattern of features 0..2, the "pose"
+    // target is features 5..7. Both fit in orthogonal subspaces, so training must reach
+    // L_orth ≈ 0 without giving up either task.
+    let device = Device::default().autodiff();
+    device.seed(11);
+    let mut head = DisentangledHeadConfig::new(8, 6, 3).init(&device);
+    let mut centres_w = Tensor::<2>::random([4, 6], Distribution::Default, &device);
+    let mut optim = SgdConfig::new().init();
+    let n = 256;
+    let feats = Tensor::<2>::random(
+        [n, 8],
+        Distribution::Normal(0.0, 1.0),
+        &device.clone().inner(),
+    );
+    let host: Vec<f32> = feats.to_data().try_to_vec().unwrap();
+    let labels: Vec<i64> = (0..n)
+        .map(|r| i64::from(host[r * 8] > 0.0) + 2 * i64::from(host[r * 8 + 1] > 0.0))
+        .collect();
+    let target: Vec<f32> = (0..n)
+        .flat_map(|r| host[r * 8 + 5..r * 8 + 8].to_vec())
+        .collect();
+    let f = Tensor::<2>::from_data(TensorData::new(host, [n, 8]), &device);
+    let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), &device);
+    let target = Tensor::<2>::from_data(TensorData::new(target, [n, 3]), &device);
+    let mask = Tensor::<1>::ones([n], &device);
+    let mut first = None;
+    let mut last = (0.0, 0.0, 0.0);
+    for _ in 0..600 {
+        let centres = centres_w.clone().require_grad();
+        let (z_id, z_p) = head.forward(f.clone());
+        let (cos, _) = normalized_cosine(z_id, centres.clone());
+        let ce = cross_entropy(cos * 8.0, labels.clone());
+        let orth = orthogonality(head.w_id.weight.val(), head.w_p.weight.val());
+        let pose = pose_loss(z_p, target.clone(), mask.clone());
+        let scalar = |t: &Tensor<1>| t.clone().into_scalar::<f32>();
+        last = (scalar(&ce), scalar(&orth), scalar(&pose));
+        first.get_or_insert(last);
+        let mut grads = (ce + orth + pose).backward();
+        let gc = centres.grad_remove(&mut grads).unwrap();
+        centres_w = (centres.inner() - gc * 0.1).detach().to_device(&device);
+        centres_w = Tensor::from_inner(centres_w.inner());
+        let g = GradientsParams::from_grads(grads, &head);
+        head = optim.step(0.1, head, g);
+    }
+    let first = first.unwrap();
+    assert!(
+        first.1 > 0.1,
+        "random projections start far from orthogonal: {first:?}"
+    );
+    assert!(last.1 < 1e-3, "L_orth {} → {}", first.1, last.1);
+    assert!(last.2 < 0.05 * first.2, "pose {} → {}", first.2, last.2);
+    assert!(last.0 < 0.5 * first.0, "ce {} → {}", first.0, last.0);
+}
+
+fn tiny_data(dir: &Path) {
+    let config = SynthConfig::preset(Preset::Tiny, 5);
+    poseface_synth::writer::write_dataset(&config, dir, &|_, _, _| {}).unwrap();
+}
+
+/// A small autoencoder pretrained on synthetic landmarks.
+fn tiny_lae(path: &Path) {
+    let sampler = LandmarkSampler::default();
+    let shapes: Vec<Vec<[f32; 2]>> = sampler
+        .batch(0, 512)
+        .into_iter()
+        .map(|s| s.landmarks)
+        .collect();
+    let config = PretrainConfig {
+        steps: 200,
+        batch_size: 64,
+        lr: 3e-3,
+        seed: 0,
+    };
+    let ae = poseface_landmark::pretrain(
+        &LandmarkAutoencoderConfig::new()
+            .with_hidden(32)
+            .with_latent(4),
+        &config,
+        &shapes,
+        &Device::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    poseface_landmark::save(&ae, path).unwrap();
+}
+
+fn config(data: &Path, runs: &Path, lae: &Path, overrides: &[&str]) -> ExperimentConfig {
+    let text = format!(
+        r#"
+name = "tiny-poseface"
+runs_dir = "{runs}"
+seed = 2
+[data]
+train = "{data}"
+val = ["{data}/synth_cplfw.bin"]
+input_size = 56
+[model]
+backbone = "r18"
+width = 0.0625
+embedding_size = 32
+[method]
+kind = "poseface"
+lae = "{lae}"
+identity_size = 24
+[head]
+kind = "paa"
+scale = 16.0
+[optim]
+lr = 0.1
+batch_size = 16
+steps = 10
+warmup_steps = 2
+[eval]
+every_steps = 0
+[checkpoint]
+every_steps = 4
+keep = 1
+"#,
+        runs = runs.display(),
+        data = data.display(),
+        lae = lae.display()
+    );
+    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    ExperimentConfig::from_toml(&text, &overrides).unwrap()
+}
+
+#[derive(Default)]
+struct Record {
+    logs: Vec<StepLog>,
+    warnings: Vec<String>,
+    stop_after: Option<usize>,
+}
+
+impl TrainObserver for Record {
+    fn started(&mut self, info: &poseface_train::RunInfo) {
+        self.warnings = info.warnings.clone();
+    }
+    fn step(&mut self, log: &StepLog) {
+        self.logs.push(log.clone());
+    }
+    fn should_stop(&mut self, step: usize) -> bool {
+        self.stop_after == Some(step)
+    }
+}
+
+fn losses(r: &Record) -> Vec<f64> {
+    r.logs.iter().map(|l| l.loss).collect()
+}
+
+#[test]
+fn a_poseface_run_resumes_exactly_and_exports_its_identity_branch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    tiny_data(&data);
+    let lae: PathBuf = tmp.path().join("lae.safetensors");
+    tiny_lae(&lae);
+    let runs = tmp.path().join("runs");
+    let device = Device::default().autodiff();
+
+    let mut whole = Record::default();
+    let summary = Trainer::new(
+        config(&data, &runs, &lae, &["name=\"whole\""]),
+        &device,
+        false,
+    )
+    .unwrap()
+    .run(&mut whole)
+    .unwrap();
+    assert!(summary.finished);
+    for log in &whole.logs {
+        let names: Vec<&str> = log.terms.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["margin", "orth", "pose"]);
+        assert!(log.terms.iter().all(|(_, v)| v.is_finite()));
+        // λ_orth = λ_pose = 1: the total is the plain sum.
+        let sum: f64 = log.terms.iter().map(|(_, v)| v).sum();
+        assert!(
+            (sum - log.loss).abs() < 1e-4 * sum.abs().max(1.0),
+            "{log:?}"
+        );
+    }
+    let orth: Vec<f64> = whole.logs.iter().map(|l| l.terms[1].1).collect();
+    assert!(orth[9] < orth[0], "L_orth {orth:?}");
+    assert!(summary.orthogonality.is_some());
+
+    // Interrupted after step 6 (checkpoint at 4), resumed: the same losses.
+    let mut first = Record {
+        stop_after: Some(6),
+        ..Default::default()
+    };
+    Trainer::new(config(&data, &runs, &lae, &[]), &device, false)
+        .unwrap()
+        .run(&mut first)
+        .unwrap();
+    let mut second = Record::default();
+    let mut resumed = Trainer::new(config(&data, &runs, &lae, &[]), &device, true).unwrap();
+    assert_eq!(resumed.start_step(), 4);
+    resumed.run(&mut second).unwrap();
+    assert_eq!(losses(&first)[..4], losses(&whole)[..4]);
+    assert_eq!(losses(&second), losses(&whole)[4..]);
+
+    // The exported weights are an ordinary backbone whose embedding is z_id (24-d).
+    let run_dir = runs.join("tiny-poseface");
+    assert!(
+        run_dir
+            .join("checkpoints/step-00000010/pose_head.safetensors")
+            .is_file()
+    );
+    let embedder = Embedder::from_run(&run_dir, &Device::default()).unwrap();
+    assert_eq!(embedder.dim(), 24);
+    let in_memory = Embedder::new(resumed.inference_model(), 56, 24, &Device::default());
+    let face = image::RgbImage::from_fn(112, 112, |x, y| {
+        image::Rgb([(x * 2) as u8, (y * 2) as u8, 90])
+    });
+    let a = embedder
+        .embed_images(std::slice::from_ref(&face), false, 1)
+        .unwrap();
+    let b = in_memory
+        .embed_images(std::slice::from_ref(&face), false, 1)
+        .unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+    }
+}
+
+#[test]
+fn without_landmarks_the_pose_branch_is_switched_off_with_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    tiny_data(&data);
+    std::fs::remove_file(data.join("pose.sidecar")).unwrap();
+    let lae = tmp.path().join("missing-is-fine.safetensors");
+    let c = config(
+        &data,
+        &tmp.path().join("runs"),
+        &lae,
+        &["optim.steps=3", "head.kind=\"arcface\"", "head.scale=16.0"],
+    );
+    let mut rec = Record::default();
+    let summary = Trainer::new(c, &Device::default().autodiff(), false)
+        .unwrap()
+        .run(&mut rec)
+        .unwrap();
+    assert_eq!(rec.warnings.len(), 1);
+    assert!(
+        rec.warnings[0].contains("pose branch is switched off"),
+        "{:?}",
+        rec.warnings
+    );
+    assert_eq!(rec.logs[0].terms.len(), 1);
+    assert_eq!(summary.orthogonality, None);
+}
