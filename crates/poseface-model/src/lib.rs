@@ -6,6 +6,9 @@
 //! - [`iresnet`]: insightface's IResNet 18/34/50/100/200 (`arcface_torch` layout), with a
 //!   width multiplier and any square input size for CPU-sized variants;
 //! - [`mobilefacenet`]: MobileFaceNet as its paper defines it;
+//! - [`dream`]: DREAM's yaw-gated residual; [`pose_regressor`]: a pose side head (the
+//!   multi-task baseline, and DREAM's yaw estimate); [`pose_module`]: either of those or the
+//!   disentangled head, as one module type;
 //! - [`param_ids`]: process-independent parameter ids, so saved optimiser state reloads;
 //! - [`disentangle`]: PoseFace's identity/pose projections, foldable into the backbone for
 //!   export;
@@ -30,14 +33,20 @@
 
 pub mod backbone;
 pub mod disentangle;
+pub mod dream;
 pub mod import;
 pub mod iresnet;
 pub mod mobilefacenet;
 pub mod param_ids;
+pub mod pose_module;
+pub mod pose_regressor;
 
 pub use backbone::{Backbone, BackboneConfig};
 pub use disentangle::{DisentangledHead, DisentangledHeadConfig};
+pub use dream::{Dream, DreamConfig};
 pub use import::{ImportError, load_insightface, save_insightface};
 pub use iresnet::{IResNet, IResNetConfig, IResNetDepth};
 pub use mobilefacenet::{MobileFaceNet, MobileFaceNetConfig};
 pub use param_ids::stable_param_ids;
+pub use pose_module::PoseModule;
+pub use pose_regressor::{PoseRegressor, PoseRegressorConfig};

@@ -84,7 +84,10 @@ mod tests {
     fn ids<M: Module>(m: &M) -> Vec<u64> {
         let mut v = Ids(Vec::new());
         m.visit(&mut v);
-        v.0.into_iter().filter(|(_, g)| *g).map(|(id, _)| id).collect()
+        v.0.into_iter()
+            .filter(|(_, g)| *g)
+            .map(|(id, _)| id)
+            .collect()
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! A checkpoint is written into `step-….tmp/` and renamed into place, then `latest` is
 //! replaced atomically, so a run killed at any moment leaves the previous checkpoint whole.
 //! Resuming restores the weights, the class centres and their SGD momentum
-//! (`centres_momentum.npy`), PoseFace's identity/pose projections (`pose_head.safetensors`,
-//! burn's names, when the run has them), the SGD state of the backbone and of the
+//! (`centres_momentum.npy`), the method's module after the backbone (`pose_head.safetensors`,
+//! burn's names: PoseFace's projections, the multi-task regressor or DREAM's block), the SGD state of the backbone and of the
 //! projections (`backbone.optim.bpk`, `pose_head.optim.bpk`: burn's optimiser records, keyed
 //! by the path-derived parameter ids of `poseface_model::param_ids`), the head's running
 //! state and the step. The resolved config is saved too (`config.toml`), and a
@@ -20,7 +20,7 @@ use npyz::WriterBuilder;
 use poseface_data::fsutil::write_atomic;
 use poseface_loss::PartialFc;
 use poseface_loss::head::HeadState;
-use poseface_model::DisentangledHead;
+use poseface_model::PoseModule;
 use poseface_model::backbone::Backbone;
 use serde::{Deserialize, Serialize};
 
@@ -41,8 +41,8 @@ pub struct CheckpointState {
 pub struct Contents<'a> {
     /// Backbone weights (saved under insightface's names).
     pub model: &'a Backbone,
-    /// PoseFace's projections, when the run has them.
-    pub pose_head: Option<&'a DisentangledHead>,
+    /// The method's module after the backbone, when the run has one.
+    pub pose_head: Option<&'a PoseModule>,
     /// Optimisers by name (`<name>.optim.bpk`).
     pub optimizers: &'a [(&'a str, &'a ModuleOptimizer)],
     /// Class centres and their momentum.
@@ -152,9 +152,9 @@ impl Checkpoint {
     pub fn load(
         &self,
         model: Backbone,
-        pose_head: Option<DisentangledHead>,
+        pose_head: Option<PoseModule>,
         centres: &mut PartialFc,
-    ) -> Result<(Backbone, Option<DisentangledHead>, CheckpointState), TrainError> {
+    ) -> Result<(Backbone, Option<PoseModule>, CheckpointState), TrainError> {
         let model = poseface_model::load_insightface(
             model,
             &self.dir.join("backbone.safetensors"),

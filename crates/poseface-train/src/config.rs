@@ -287,7 +287,7 @@ impl ExperimentConfig {
     pub fn identity_size(&self) -> usize {
         match &self.method {
             MethodConfig::PoseFace(p) => p.identity_size.unwrap_or(self.model.embedding_size),
-            MethodConfig::Plain => self.model.embedding_size,
+            _ => self.model.embedding_size,
         }
     }
 

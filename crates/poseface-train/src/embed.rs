@@ -17,6 +17,10 @@ use poseface_model::backbone::{Backbone, BackboneConfig};
 
 use crate::TrainError;
 use crate::config::ExperimentConfig;
+use crate::method::MethodConfig;
+use burn::module::Module;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use poseface_model::{Dream, DreamConfig};
 
 /// Side of the aligned faces the embedder takes.
 pub const ALIGNED: usize = 112;
@@ -27,6 +31,8 @@ pub struct Embedder {
     model: Backbone,
     input_size: usize,
     embedding_size: usize,
+    /// DREAM's residual block, applied to the backbone embedding.
+    dream: Option<Dream>,
     device: Device,
 }
 
@@ -42,7 +48,16 @@ impl Embedder {
             embedding_size: config.identity_size(),
             dropout: 0.0,
         };
-        Self::from_weights(&run_dir.join("model.safetensors"), &backbone, device)
+        let embedder = Self::from_weights(&run_dir.join("model.safetensors"), &backbone, device)?;
+        if let MethodConfig::Dream(_) = config.method {
+            let dream = load_dream(
+                &run_dir.join(DREAM_FILE),
+                backbone.embedding_size,
+                &embedder.device,
+            )?;
+            return Ok(embedder.with_dream(dream));
+        }
+        Ok(embedder)
     }
 
     /// Weights in insightface's names (`backbone.pth` or safetensors) for a described network.
@@ -71,8 +86,15 @@ impl Embedder {
             model,
             input_size,
             embedding_size,
+            dream: None,
             device: device.clone().inner(),
         }
+    }
+
+    /// Applies DREAM's block after the backbone (moved to the embedder's device).
+    pub fn with_dream(mut self, dream: Dream) -> Self {
+        self.dream = Some(dream.to_device(&self.device));
+        self
     }
 
     /// Embedding size.
@@ -107,6 +129,15 @@ impl Embedder {
         Ok(self.embed_normalised(&chw, flip, batch))
     }
 
+    /// Backbone, then DREAM's block when present.
+    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let e = self.model.forward(x);
+        match &self.dream {
+            Some(d) => d.forward(e),
+            None => e,
+        }
+    }
+
     /// Embeds faces already normalised to `[3, 112, 112]` floats, concatenated.
     pub fn embed_normalised(&self, chw: &[f32], flip: bool, batch: usize) -> Vec<f32> {
         let per = 3 * ALIGNED * ALIGNED;
@@ -118,14 +149,46 @@ impl Embedder {
                 &self.device,
             );
             let x = resize(x, self.input_size);
-            let mut e = self.model.forward(x.clone()); // [n, E]
+            let mut e = self.forward(x.clone()); // [n, E]
             if flip {
-                e = e + self.model.forward(x.flip([3]));
+                e = e + self.forward(x.flip([3]));
             }
             out.extend(to_vec(e));
         }
         out
     }
+}
+
+/// File of a DREAM run's block, beside `model.safetensors`.
+pub const DREAM_FILE: &str = "dream.safetensors";
+
+/// Writes DREAM's block (burn's tensor names).
+pub fn save_dream(dream: &Dream, path: &Path) -> Result<(), TrainError> {
+    let mut store = SafetensorsStore::from_file(path).overwrite(true);
+    dream
+        .save_into(&mut store)
+        .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))
+}
+
+/// Reads DREAM's block for embeddings of `embedding_size`.
+pub fn load_dream(
+    path: &Path,
+    embedding_size: usize,
+    device: &Device,
+) -> Result<Dream, TrainError> {
+    let bad = |m: String| TrainError::Data(format!("{}: {m}", path.display()));
+    let mut dream = DreamConfig::new(embedding_size).init(device);
+    let mut store = SafetensorsStore::from_file(path);
+    let result = dream
+        .load_from(&mut store)
+        .map_err(|e| bad(e.to_string()))?;
+    if !result.is_success() || !result.missing.is_empty() {
+        return Err(bad(format!(
+            "not a DREAM block for {embedding_size}-d embeddings: missing {:?}, errors {:?}",
+            result.missing, result.errors
+        )));
+    }
+    Ok(dream)
 }
 
 fn to_vec(t: Tensor<2>) -> Vec<f32> {

@@ -38,6 +38,6 @@ pub mod verifier;
 pub use config::ExperimentConfig;
 pub use embed::Embedder;
 pub use error::TrainError;
-pub use method::{MethodConfig, PoseFaceConfig, PoseTarget};
+pub use method::{MethodConfig, PoseFaceConfig, PoseRegressionConfig, PoseTarget};
 pub use trainer::{RunInfo, StepLog, TrainObserver, TrainSummary, Trainer};
 pub use verifier::{VerificationSet, VerifyReport};

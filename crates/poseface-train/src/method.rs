@@ -5,7 +5,16 @@
 //!   `z_id = W_id f`, which the margin head trains and evaluation uses, and `z_p = W_p f`,
 //!   pulled onto the frozen landmark autoencoder's code of the face's landmarks
 //!   (`L_pose`), with the two projections kept orthogonal (`L_orth`):
-//!   `L = L_margin + λ_orth·L_orth + λ_pose·L_pose`.
+//!   `L = L_margin + λ_orth·L_orth + λ_pose·L_pose`;
+//! - `multitask`: a p-CNN-style baseline. A linear side head regresses (yaw, pitch, roll)/90°
+//!   from the backbone embedding, `L = L_margin + λ_pose·‖â − a‖²`: the embedding is asked to
+//!   encode pose, the opposite of disentanglement. Inference uses the embedding alone;
+//! - `dream`: DREAM's yaw-gated residual `e = f + Y(yaw)·R(f)` on the embedding, the gate
+//!   driven by the known yaw in training and by a linear yaw estimate (trained with
+//!   `λ_pose·‖â − a‖²`) at inference.
+//!
+//! Without poses in the training data (no sidecar), every method but `plain` is switched off
+//! with a warning.
 
 use std::path::PathBuf;
 
@@ -22,6 +31,21 @@ pub enum MethodConfig {
     /// PoseFace's identity/pose split with orthogonality and landmark supervision.
     #[serde(rename = "poseface")]
     PoseFace(PoseFaceConfig),
+    /// A pose regression side head trained beside the identity loss (p-CNN-style).
+    #[serde(rename = "multitask")]
+    Multitask(PoseRegressionConfig),
+    /// DREAM's yaw-gated residual on the embedding.
+    #[serde(rename = "dream")]
+    Dream(PoseRegressionConfig),
+}
+
+/// The pose regression term of `multitask` and `dream`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoseRegressionConfig {
+    /// Weight of the angle regression loss (angles in units of 90°).
+    #[serde(default = "one")]
+    pub lambda_pose: f64,
 }
 
 /// What the pose branch is compared with.
@@ -67,6 +91,8 @@ impl MethodConfig {
         match self {
             Self::Plain => "plain",
             Self::PoseFace(_) => "poseface",
+            Self::Multitask(_) => "multitask",
+            Self::Dream(_) => "dream",
         }
     }
 
@@ -84,6 +110,14 @@ impl MethodConfig {
             if p.identity_size == Some(0) {
                 return Err("method.identity_size must be ≥ 1".into());
             }
+        }
+        if let Self::Multitask(p) | Self::Dream(p) = self
+            && !(p.lambda_pose >= 0.0 && p.lambda_pose.is_finite())
+        {
+            return Err(format!(
+                "method.lambda_pose = {} must be finite and ≥ 0",
+                p.lambda_pose
+            ));
         }
         Ok(())
     }
@@ -109,5 +143,13 @@ mod tests {
             toml::from_str::<MethodConfig>("kind = \"poseface\"\nlae = \"x\"\nlambda = 1").is_err()
         );
         assert!(toml::from_str::<MethodConfig>("kind = \"dreams\"").is_err());
+        let d: MethodConfig = toml::from_str("kind = \"dream\"").unwrap();
+        assert_eq!(
+            d,
+            MethodConfig::Dream(PoseRegressionConfig { lambda_pose: 1.0 })
+        );
+        let m: MethodConfig = toml::from_str("kind = \"multitask\"\nlambda_pose = 0.1").unwrap();
+        assert_eq!(m.name(), "multitask");
+        assert!(m.validate().is_ok());
     }
 }

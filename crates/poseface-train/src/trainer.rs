@@ -23,7 +23,10 @@ use poseface_loss::head::ArcFaceConfig;
 use poseface_loss::{HeadInput, MarginHead, MarginHeadConfig, PartialFc, PartialFcConfig, SgdStep};
 use poseface_loss::{orthogonality, pose_loss};
 use poseface_model::backbone::{Backbone, BackboneConfig};
-use poseface_model::{DisentangledHead, DisentangledHeadConfig, stable_param_ids};
+use poseface_model::pose_regressor::ANGLE_UNIT;
+use poseface_model::{
+    DisentangledHeadConfig, DreamConfig, PoseModule, PoseRegressorConfig, stable_param_ids,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
@@ -113,10 +116,9 @@ pub struct TrainSummary {
     pub probe: Option<PoseProbe>,
 }
 
-/// PoseFace's parts: the identity/pose projections and the frozen landmark autoencoder.
-struct PoseBranch {
+/// PoseFace's pose target: the frozen landmark autoencoder and how it is used.
+struct PoseTargetModel {
     config: PoseFaceConfig,
-    head: Option<DisentangledHead>,
     lae: LandmarkAutoencoder,
 }
 
@@ -129,7 +131,10 @@ pub struct Trainer {
     backbone: BackboneConfig,
     model: Option<Backbone>,
     head: MarginHead,
-    pose: Option<PoseBranch>,
+    /// The method's module after the backbone (absent for `plain`, or when switched off).
+    pose: Option<PoseModule>,
+    /// PoseFace's frozen autoencoder.
+    target: Option<PoseTargetModel>,
     centres: PartialFc,
     optim: ModuleOptimizer,
     optim_pose: ModuleOptimizer,
@@ -179,17 +184,24 @@ impl Trainer {
         // Ids from parameter paths, so optimiser state saved by one process fits the next.
         let mut model = stable_param_ids(model, BACKBONE_IDS);
         let mut warnings = Vec::new();
-        let mut pose = match &config.method {
+        let mut target = None;
+        let e = config.model.embedding_size;
+        let pose = match &config.method {
             MethodConfig::Plain => None,
-            // Without landmarks there is nothing to supervise the pose branch with.
-            MethodConfig::PoseFace(_) if !dataset.has_pose() => {
+            // Without landmarks and angles there is nothing to supervise the pose branch with.
+            m if !dataset.has_pose() => {
                 warnings.push(format!(
-                    "{} has no pose sidecar (no landmarks): the poseface pose branch is switched \
-                     off and the backbone embedding is trained directly",
-                    config.data.train.display()
+                    "{} has no pose sidecar (no landmarks, no angles): the {} pose branch is \
+                     switched off and the backbone embedding is trained directly",
+                    config.data.train.display(),
+                    m.name()
                 ));
                 None
             }
+            MethodConfig::Multitask(_) => Some(PoseModule::Regressor(
+                PoseRegressorConfig::new(e).init(&device),
+            )),
+            MethodConfig::Dream(_) => Some(PoseModule::Dream(DreamConfig::new(e).init(&device))),
             MethodConfig::PoseFace(p) => {
                 let lae = poseface_landmark::load(&p.lae, &device)?;
                 let lae = poseface_landmark::frozen(lae, &device);
@@ -203,27 +215,18 @@ impl Trainer {
                         ),
                     });
                 }
-                let head = DisentangledHeadConfig::new(
-                    config.model.embedding_size,
-                    config.identity_size(),
-                    latent,
-                )
-                .init(&device);
-                let head = stable_param_ids(head, POSE_HEAD_IDS);
-                Some(PoseBranch {
+                target = Some(PoseTargetModel {
                     config: p.clone(),
-                    head: Some(head),
                     lae,
-                })
+                });
+                Some(PoseModule::Disentangled(
+                    DisentangledHeadConfig::new(e, config.identity_size(), latent).init(&device),
+                ))
             }
         };
+        let mut pose = pose.map(|m| stable_param_ids(m, POSE_HEAD_IDS));
         drop(init_guard);
-        // Without a pose branch the backbone's own embedding is the identity embedding.
-        let identity_size = if pose.is_some() {
-            config.identity_size()
-        } else {
-            config.model.embedding_size
-        };
+        let identity_size = pose.as_ref().map_or(e, |m| m.identity_size(e));
         // Without poses PAA cannot adapt its margin: it trains as ArcFace with the base
         // margin, and says so, rather than with made-up angles.
         let head_config = match &config.head {
@@ -265,12 +268,9 @@ impl Trainer {
                         run_dir.display()
                     )));
                 }
-                let pose_head = pose.as_mut().and_then(|p| p.head.take());
-                let (loaded, loaded_head, state) = ckpt.load(model, pose_head, &mut centres)?;
+                let (loaded, loaded_pose, state) = ckpt.load(model, pose.take(), &mut centres)?;
                 model = stable_param_ids(loaded, BACKBONE_IDS);
-                if let Some(p) = pose.as_mut() {
-                    p.head = loaded_head.map(|h| stable_param_ids(h, POSE_HEAD_IDS));
-                }
+                pose = loaded_pose.map(|m| stable_param_ids(m, POSE_HEAD_IDS));
                 match ckpt.load_optimizer(BACKBONE_IDS, optim)? {
                     Some(loaded) => optim = loaded,
                     None => {
@@ -328,6 +328,7 @@ impl Trainer {
             model: Some(model),
             head,
             pose,
+            target,
             centres,
             optim,
             optim_pose,
@@ -412,14 +413,25 @@ impl Trainer {
 
             let model = self.model.as_ref().expect("model present between steps");
             let feature = model.forward(images); // [B, E]
-            // PoseFace: the identity half goes to the margin head, the pose half is compared
-            // with the landmarks' code below.
-            let (embeddings, pose_code) = match &self.pose {
-                Some(p) => {
-                    let (z_id, z_p) = p.head.as_ref().expect("pose head present").forward(feature);
-                    (z_id, Some(z_p)) // [B, I], [B, latent]
+            let angles = batch.angles.clone() / ANGLE_UNIT; // [B, 3]
+            let (embeddings, aux) = match &self.pose {
+                // PoseFace: the identity half goes to the margin head, the pose half is
+                // compared with the landmarks' code below.
+                Some(PoseModule::Disentangled(h)) => {
+                    let (z_id, z_p) = h.forward(feature); // [B, I], [B, latent]
+                    (z_id, Aux::Code(z_p))
                 }
-                None => (feature, None),
+                Some(PoseModule::Regressor(r)) => {
+                    let predicted = r.forward(feature.clone()); // [B, 3]
+                    (feature, Aux::Angles(predicted))
+                }
+                // DREAM's gate uses the known yaw while training; its estimator learns it.
+                Some(PoseModule::Dream(d)) => {
+                    let predicted = d.yaw.forward(feature.clone()); // [B, 3]
+                    let yaw = angles.clone().narrow(1, 0, 1) * ANGLE_UNIT; // [B, 1] degrees
+                    (d.forward_with_yaw(feature, yaw), Aux::Angles(predicted))
+                }
+                None => (feature, Aux::None),
             };
             let sampled = self.centres.sample(&labels)?;
             let (centres, remapped) = self.centres.gather(&sampled, &self.device);
@@ -432,22 +444,34 @@ impl Trainer {
             })?;
             let mut loss = out.loss(remapped);
             let mut terms = vec![("margin".to_string(), scalar(&loss))];
-            if let (Some(p), Some(z_p)) = (&self.pose, pose_code) {
-                let head = p.head.as_ref().expect("pose head present");
-                let orth = orthogonality(head.w_id.weight.val(), head.w_p.weight.val());
-                let mask = batch.has_landmarks.float(); // [B]
-                let pose_term = match p.config.pose_target {
-                    PoseTarget::Encoder => {
-                        let target = p.lae.encode_points(batch.landmarks).detach();
-                        pose_loss(z_p, target, mask)
-                    }
-                    PoseTarget::Decoder => {
-                        pose_loss(p.lae.decode(z_p), normalise_tensor(batch.landmarks), mask)
-                    }
-                };
-                terms.push(("orth".into(), scalar(&orth)));
-                terms.push(("pose".into(), scalar(&pose_term)));
-                loss = loss + orth * p.config.lambda_orth + pose_term * p.config.lambda_pose;
+            match (aux, &self.pose, &self.target) {
+                (Aux::Code(z_p), Some(PoseModule::Disentangled(h)), Some(t)) => {
+                    let orth = orthogonality(h.w_id.weight.val(), h.w_p.weight.val());
+                    let mask = batch.has_landmarks.float(); // [B]
+                    let pose_term = match t.config.pose_target {
+                        PoseTarget::Encoder => {
+                            let code = t.lae.encode_points(batch.landmarks).detach();
+                            pose_loss(z_p, code, mask)
+                        }
+                        PoseTarget::Decoder => {
+                            pose_loss(t.lae.decode(z_p), normalise_tensor(batch.landmarks), mask)
+                        }
+                    };
+                    terms.push(("orth".into(), scalar(&orth)));
+                    terms.push(("pose".into(), scalar(&pose_term)));
+                    loss = loss + orth * t.config.lambda_orth + pose_term * t.config.lambda_pose;
+                }
+                (Aux::Angles(predicted), _, _) => {
+                    let lambda = match &self.config.method {
+                        MethodConfig::Multitask(p) | MethodConfig::Dream(p) => p.lambda_pose,
+                        _ => 0.0,
+                    };
+                    let mask = batch.has_angles.float(); // [B]
+                    let pose_term = pose_loss(predicted, angles, mask);
+                    terms.push(("pose".into(), scalar(&pose_term)));
+                    loss = loss + pose_term * lambda;
+                }
+                _ => {}
             }
             let loss_value = scalar(&loss);
             if !loss_value.is_finite() {
@@ -477,10 +501,9 @@ impl Trainer {
                 },
             )?;
             // Nothing below can fail: the modules are moved through the optimisers and back.
-            if let Some(p) = self.pose.as_mut() {
-                let head = p.head.take().expect("pose head present");
-                let head_grads = GradientsParams::from_module(&mut grads, &head);
-                p.head = Some(self.optim_pose.step(lr, head, head_grads));
+            if let Some(module) = self.pose.take() {
+                let module_grads = GradientsParams::from_module(&mut grads, &module);
+                self.pose = Some(self.optim_pose.step(lr, module, module_grads));
             }
             let model = self.model.take().expect("model present between steps");
             let grads = GradientsParams::from_grads(grads, &model);
@@ -538,11 +561,15 @@ impl Trainer {
             .map(|v| v.pixel_baseline(self.config.data.input_size, &inner))
             .collect::<Result<Vec<_>, _>>()?;
         if finished {
-            // The exported weights are the identity branch alone, as an ordinary backbone.
+            // The exported weights are what embeds at test time: the backbone (with
+            // PoseFace's W_id folded in), and DREAM's block beside it.
             poseface_model::save_insightface(
                 &self.inference_model(),
                 &run_dir.join("model.safetensors"),
             )?;
+            if let Some(PoseModule::Dream(d)) = &self.pose {
+                crate::embed::save_dream(&d.valid(), &run_dir.join(crate::embed::DREAM_FILE))?;
+            }
         }
         let orthogonality = self.orthogonality();
         let probe = self.probe()?;
@@ -584,27 +611,42 @@ impl Trainer {
         Ok(summary)
     }
 
-    /// The inference network: the backbone, with PoseFace's `W_id` folded into it so that
-    /// its output is the identity embedding.
+    /// The inference backbone: PoseFace's `W_id` folded into it so that its output is the
+    /// identity embedding; as trained for the other methods.
     pub fn inference_model(&self) -> Backbone {
         let model = self.model.as_ref().expect("model present").valid();
-        match self.pose.as_ref().and_then(|p| p.head.as_ref()) {
-            Some(head) => head.valid().fold_into(model),
-            None => model,
+        match &self.pose {
+            Some(PoseModule::Disentangled(head)) => head.valid().fold_into(model),
+            _ => model,
+        }
+    }
+
+    /// What embeds faces at test time with the current weights.
+    pub fn embedder(&self) -> Embedder {
+        let embedder = Embedder::new(
+            self.inference_model(),
+            self.config.data.input_size,
+            self.identity_size(),
+            &self.device,
+        );
+        match &self.pose {
+            Some(PoseModule::Dream(d)) => embedder.with_dream(d.valid()),
+            _ => embedder,
         }
     }
 
     /// Size of the identity embedding.
     pub fn identity_size(&self) -> usize {
-        match self.pose.as_ref().and_then(|p| p.head.as_ref()) {
-            Some(head) => head.identity_size(),
-            None => self.config.model.embedding_size,
-        }
+        let e = self.config.model.embedding_size;
+        self.pose.as_ref().map_or(e, |m| m.identity_size(e))
     }
 
     /// PoseFace: `‖Ŵ_id Ŵ_pᵀ‖²_F` of the current weights.
     pub fn orthogonality(&self) -> Option<f64> {
-        let head = self.pose.as_ref()?.head.as_ref()?.valid();
+        let Some(PoseModule::Disentangled(head)) = &self.pose else {
+            return None;
+        };
+        let head = head.valid();
         Some(scalar(&orthogonality(
             head.w_id.weight.val(),
             head.w_p.weight.val(),
@@ -616,12 +658,7 @@ impl Trainer {
         let Some(set) = self.val.iter().find(|v| v.yaws.is_some()) else {
             return Ok(None);
         };
-        let embedder = Embedder::new(
-            self.inference_model(),
-            self.config.data.input_size,
-            self.identity_size(),
-            &self.device,
-        );
+        let embedder = self.embedder();
         let faces = ProbeFaces::from_verification_set(set)?;
         faces
             .probe(&embedder, self.config.eval.batch_size)
@@ -630,12 +667,7 @@ impl Trainer {
 
     /// Verifies every validation set with the current weights.
     pub fn evaluate(&self) -> Result<Vec<VerifyReport>, TrainError> {
-        let embedder = Embedder::new(
-            self.inference_model(),
-            self.config.data.input_size,
-            self.identity_size(),
-            &self.device,
-        );
+        let embedder = self.embedder();
         self.val
             .iter()
             .map(|v| v.evaluate(&embedder, self.config.eval.batch_size))
@@ -648,11 +680,7 @@ impl Trainer {
             step,
             head: self.head.state(),
         };
-        let pose_head = self
-            .pose
-            .as_ref()
-            .and_then(|p| p.head.as_ref())
-            .map(|h| h.valid());
+        let pose_head = self.pose.as_ref().map(|m| m.valid());
         let optimizers = [
             (BACKBONE_IDS, &self.optim),
             (POSE_HEAD_IDS, &self.optim_pose),
@@ -714,6 +742,16 @@ fn class_count(storage: &FaceStorage) -> Result<usize, TrainError> {
         }
         FaceStorage::Folder(f) => Ok(f.identities().len()),
     }
+}
+
+/// What the method's module produced besides the identity embedding.
+enum Aux {
+    /// Nothing (plain).
+    None,
+    /// PoseFace's pose code `z_p`, `[B, latent]`.
+    Code(burn::tensor::Tensor<2>),
+    /// Predicted angles in units of 90°, `[B, 3]`.
+    Angles(burn::tensor::Tensor<2>),
 }
 
 /// Namespaces of the stable parameter ids (and names of the optimiser-state files).

@@ -175,6 +175,14 @@ fn tiny_lae(path: &Path) {
 }
 
 fn config(data: &Path, runs: &Path, lae: &Path, overrides: &[&str]) -> ExperimentConfig {
+    let method = format!(
+        "kind = \"poseface\"\nlae = \"{}\"\nidentity_size = 24",
+        lae.display()
+    );
+    config_with(data, runs, &method, overrides)
+}
+
+fn config_with(data: &Path, runs: &Path, method: &str, overrides: &[&str]) -> ExperimentConfig {
     let text = format!(
         r#"
 name = "tiny-poseface"
@@ -189,9 +197,7 @@ backbone = "r18"
 width = 0.0625
 embedding_size = 32
 [method]
-kind = "poseface"
-lae = "{lae}"
-identity_size = 24
+{method}
 [head]
 kind = "paa"
 scale = 16.0
@@ -208,7 +214,6 @@ keep = 1
 "#,
         runs = runs.display(),
         data = data.display(),
-        lae = lae.display()
     );
     let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
     ExperimentConfig::from_toml(&text, &overrides).unwrap()
@@ -338,4 +343,45 @@ fn without_landmarks_the_pose_branch_is_switched_off_with_a_warning() {
     );
     assert_eq!(rec.logs[0].terms.len(), 1);
     assert_eq!(summary.orthogonality, None);
+}
+
+#[test]
+fn the_multitask_and_dream_baselines_train_and_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    tiny_data(&data);
+    let runs = tmp.path().join("runs");
+    let device = Device::default().autodiff();
+    for kind in ["multitask", "dream"] {
+        let method = format!("kind = \"{kind}\"\nlambda_pose = 0.5");
+        let name = format!("name=\"{kind}\"");
+        let c = config_with(&data, &runs, &method, &[&name, "optim.steps=4"]);
+        let mut rec = Record::default();
+        let summary = Trainer::new(c, &device, false)
+            .unwrap()
+            .run(&mut rec)
+            .unwrap();
+        assert!(summary.finished, "{kind}");
+        for log in &rec.logs {
+            let names: Vec<&str> = log.terms.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(names, ["margin", "pose"], "{kind}");
+            let total = log.terms[0].1 + 0.5 * log.terms[1].1;
+            assert!(
+                (total - log.loss).abs() < 1e-4 * total.max(1.0),
+                "{kind}: {log:?}"
+            );
+        }
+        assert_eq!(summary.orthogonality, None);
+        assert!(summary.probe.is_some());
+        let run_dir = runs.join(kind);
+        assert_eq!(run_dir.join("dream.safetensors").is_file(), kind == "dream");
+        // The exported run embeds faces on its own (DREAM with its yaw estimate).
+        let embedder = Embedder::from_run(&run_dir, &Device::default()).unwrap();
+        let face = image::RgbImage::from_fn(112, 112, |x, y| image::Rgb([(x + y) as u8, 60, 200]));
+        let e = embedder
+            .embed_images(std::slice::from_ref(&face), true, 1)
+            .unwrap();
+        assert_eq!(e.len(), 32);
+        assert!(e.iter().all(|v| v.is_finite()));
+    }
 }
