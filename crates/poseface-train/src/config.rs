@@ -171,15 +171,23 @@ impl OptimConfig {
 pub struct EvalConfig {
     /// Verify every this many steps (0: only at the end).
     pub every_steps: usize,
+    /// How many of `data.val` (the first ones) are verified periodically; all of them are
+    /// verified at the end. Absent: all.
+    pub periodic_sets: Option<usize>,
     /// Images per embedding batch.
     pub batch_size: usize,
+    /// Faces of the first validation set with yaws used by the closing pose probe (0
+    /// skips the probe).
+    pub probe_faces: usize,
 }
 
 impl Default for EvalConfig {
     fn default() -> Self {
         Self {
             every_steps: 2000,
+            periodic_sets: None,
             batch_size: 64,
+            probe_faces: 4000,
         }
     }
 }

@@ -53,21 +53,34 @@ pub struct ProbeFaces {
 }
 
 impl ProbeFaces {
-    /// The faces of a verification set with a `.yaws.txt` (yaw only). The first half of the
-    /// pairs fits, the second half scores.
-    pub fn from_verification_set(set: &VerificationSet) -> Result<Self, TrainError> {
+    /// The faces of at most `limit / 2` pairs of a verification set with a `.yaws.txt` (yaw
+    /// only), taken evenly across the set. The first half of those pairs fits, the second
+    /// half scores.
+    pub fn from_verification_set(set: &VerificationSet, limit: usize) -> Result<Self, TrainError> {
         let yaws = set.yaws.as_ref().ok_or_else(|| {
             TrainError::Data(format!(
                 "{}: no .yaws.txt beside the set, so there is no pose to probe for",
                 set.name
             ))
         })?;
+        let pairs = yaws.len();
+        let take = (limit / 2).clamp(2, pairs.max(2)).min(pairs);
+        // Pairs spread evenly over the set (its folds are contiguous).
+        let chosen: Vec<usize> = (0..take).map(|k| k * pairs / take).collect();
+        let per = 3 * ALIGNED * ALIGNED;
+        let all = set.images();
+        let mut images = Vec::with_capacity(2 * take * per);
+        let mut yaw = Vec::with_capacity(2 * take);
+        for &k in &chosen {
+            images.extend_from_slice(&all[2 * k * per..(2 * k + 2) * per]);
+            yaw.extend(yaws[k].iter().map(|&y| f64::from(y)));
+        }
         Ok(Self {
             name: set.name.clone(),
-            images: set.images().to_vec(),
-            yaw: yaws.iter().flatten().map(|&y| f64::from(y)).collect(),
+            images,
+            yaw,
             pitch: None,
-            fit: 2 * (yaws.len() / 2),
+            fit: 2 * (take / 2),
         })
     }
 

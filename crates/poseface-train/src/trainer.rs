@@ -530,7 +530,8 @@ impl Trainer {
 
             let e = self.config.eval.every_steps;
             if e > 0 && done.is_multiple_of(e) && done < o.steps {
-                for report in self.evaluate()? {
+                let sets = self.config.eval.periodic_sets.unwrap_or(self.val.len());
+                for report in self.evaluate_first(sets)? {
                     metrics.write(
                         &serde_json::json!({"kind": "eval", "step": done, "report": report}),
                     )?;
@@ -655,11 +656,17 @@ impl Trainer {
 
     /// Probes the identity embedding for pose on the first validation set that has yaws.
     pub fn probe(&self) -> Result<Option<PoseProbe>, TrainError> {
-        let Some(set) = self.val.iter().find(|v| v.yaws.is_some()) else {
+        let limit = self.config.eval.probe_faces;
+        let Some(set) = self
+            .val
+            .iter()
+            .find(|v| v.yaws.is_some())
+            .filter(|_| limit > 0)
+        else {
             return Ok(None);
         };
         let embedder = self.embedder();
-        let faces = ProbeFaces::from_verification_set(set)?;
+        let faces = ProbeFaces::from_verification_set(set, limit)?;
         faces
             .probe(&embedder, self.config.eval.batch_size)
             .map(Some)
@@ -667,9 +674,15 @@ impl Trainer {
 
     /// Verifies every validation set with the current weights.
     pub fn evaluate(&self) -> Result<Vec<VerifyReport>, TrainError> {
+        self.evaluate_first(self.val.len())
+    }
+
+    /// Verifies the first `sets` validation sets.
+    fn evaluate_first(&self, sets: usize) -> Result<Vec<VerifyReport>, TrainError> {
         let embedder = self.embedder();
         self.val
             .iter()
+            .take(sets)
             .map(|v| v.evaluate(&embedder, self.config.eval.batch_size))
             .collect()
     }

@@ -21,7 +21,7 @@ pub struct ProbeArgs {
     /// pitch), or a verification `.bin` with its `.yaws.txt` (yaw only).
     #[arg(long)]
     data: PathBuf,
-    /// Use at most this many faces of a dataset.
+    /// Use at most this many faces (of a dataset, or from the pairs of a `.bin`).
     #[arg(long, default_value_t = 6000)]
     limit: usize,
     /// Faces per embedding batch.
@@ -40,7 +40,7 @@ pub fn run(args: ProbeArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
     let embedder = Embedder::from_run(&args.run, &device)?;
     let faces = if args.data.extension().is_some_and(|e| e == "bin") {
-        ProbeFaces::from_verification_set(&VerificationSet::load(&args.data)?)?
+        ProbeFaces::from_verification_set(&VerificationSet::load(&args.data)?, args.limit)?
     } else {
         ProbeFaces::from_dataset(&args.data, args.limit)?
     };
