@@ -14,6 +14,7 @@
 
 pub use poseface_data as data;
 pub use poseface_eval as eval;
+pub use poseface_landmark as landmark;
 pub use poseface_loss as loss;
 pub use poseface_model as model;
 pub use poseface_synth as synth;

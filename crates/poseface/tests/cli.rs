@@ -532,6 +532,73 @@ fn train_then_embed_then_verify_a_tiny_run() {
     for file in ["report.md", "roc.svg", "pose_accuracy.svg"] {
         assert!(report.join(file).is_file(), "{file}");
     }
+
+    // `probe` on the same faces repeats the run's closing pose probe.
+    let p = poseface(&[
+        "probe",
+        "--run",
+        run_dir.to_str().unwrap(),
+        "--data",
+        data.join("synth_cplfw.bin").to_str().unwrap(),
+        "--limit",
+        "4000",
+        "--json",
+    ]);
+    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+    let p: serde_json::Value = serde_json::from_slice(&p.stdout).unwrap();
+    for key in ["yaw_r2", "abs_yaw_r2"] {
+        let cli = p[key].as_f64().unwrap();
+        let run = summary["probe"][key].as_f64().unwrap();
+        assert!((cli - run).abs() < 1e-9, "{key}: {cli} vs {run}");
+    }
+    assert!(p["orthogonality"].is_null(), "{p}");
+}
+
+#[test]
+fn lae_train_then_eval_report_the_same_nme() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("lae.safetensors");
+    let f = file.to_str().unwrap();
+    let small = ["--held-out", "200", "--json"];
+    let mut args = vec![
+        "lae", "train", "--out", f, "--steps", "30", "--hidden", "16", "--latent", "4",
+    ];
+    args.extend(small);
+    let t = poseface(&args);
+    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+    let t: serde_json::Value = serde_json::from_slice(&t.stdout).unwrap();
+    assert_eq!(
+        (t["latent"].as_u64(), t["hidden"].as_u64()),
+        (Some(4), Some(16))
+    );
+    let nme = t["synthetic"]["iod_mean"].as_f64().unwrap();
+    assert!(nme > 0.0 && nme.is_finite(), "{t}");
+    assert_eq!(t["synthetic_by_yaw"].as_array().unwrap().len(), 3);
+    let mut args = vec!["lae", "eval", "--lae", f];
+    args.extend(small);
+    let e = poseface(&args);
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    let e: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+    assert_eq!(e["synthetic"]["iod_mean"].as_f64(), Some(nme));
+
+    // A missing landmark file and a file that is not an autoencoder: one line, status 2.
+    for args in [
+        vec![
+            "lae",
+            "eval",
+            "--lae",
+            f,
+            "--test-landmarks",
+            "/no/such.pts",
+        ],
+        vec!["lae", "eval", "--lae", "/no/such.safetensors"],
+    ] {
+        let out = poseface(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("/no/such"), "{err}");
+    }
 }
 
 #[test]
