@@ -39,5 +39,5 @@ pub use config::ExperimentConfig;
 pub use embed::Embedder;
 pub use error::TrainError;
 pub use method::{MethodConfig, PoseFaceConfig, PoseRegressionConfig, PoseTarget};
-pub use trainer::{RunInfo, StepLog, TrainObserver, TrainSummary, Trainer};
+pub use trainer::{PoseLandmarkNme, RunInfo, StepLog, TrainObserver, TrainSummary, Trainer};
 pub use verifier::{VerificationSet, VerifyReport};

@@ -114,6 +114,20 @@ pub struct TrainSummary {
     pub orthogonality: Option<f64>,
     /// Pose left in the identity embedding, probed on the first validation set with yaws.
     pub probe: Option<PoseProbe>,
+    /// PoseFace: how well the frozen decoder turns the pose branch into landmarks.
+    pub pose_landmarks: Option<PoseLandmarkNme>,
+}
+
+/// NME (by inter-ocular distance, in the normalised landmark frame) of `D(z_p)` against the
+/// faces' landmarks, beside the autoencoder's own reconstruction `D(E(l))` of the same faces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoseLandmarkNme {
+    /// Faces measured (training faces with landmarks, as augmented).
+    pub faces: usize,
+    /// Mean NME of `D(z_p)`.
+    pub pose_branch: f64,
+    /// Mean NME of `D(E(l))`: the floor the pose branch can reach.
+    pub autoencoder: f64,
 }
 
 /// PoseFace's pose target: the frozen landmark autoencoder and how it is used.
@@ -574,11 +588,22 @@ impl Trainer {
         }
         let orthogonality = self.orthogonality();
         let probe = self.probe()?;
+        let pose_landmarks = self.pose_landmark_nme(self.config.eval.probe_faces.min(2000))?;
         if let Some(p) = &probe {
             metrics.write(&serde_json::json!({"kind": "probe", "step": done, "probe": p, "orthogonality": orthogonality}))?;
             let path = run_dir.join("report.md");
             if let Ok(mut text) = std::fs::read_to_string(&path) {
                 text.push_str(&crate::probe::markdown(p, orthogonality));
+                if let Some(n) = &pose_landmarks {
+                    text.push_str(&format!(
+                        "\nThe frozen decoder turns the pose branch into landmarks with NME {:.2}% \
+                         of the inter-ocular distance on {} training faces (its own \
+                         reconstruction of their landmarks: {:.2}%).\n",
+                        100.0 * n.pose_branch,
+                        n.faces,
+                        100.0 * n.autoencoder
+                    ));
+                }
                 poseface_data::fsutil::write_atomic(&path, text.as_bytes())?;
             }
         }
@@ -602,6 +627,7 @@ impl Trainer {
             pixel_baseline,
             orthogonality,
             probe,
+            pose_landmarks,
         };
         poseface_data::fsutil::write_atomic(
             &run_dir.join("summary.json"),
@@ -652,6 +678,76 @@ impl Trainer {
             head.w_id.weight.val(),
             head.w_p.weight.val(),
         )))
+    }
+
+    /// PoseFace: NME of the decoded pose branch on up to `faces` training faces.
+    pub fn pose_landmark_nme(&self, faces: usize) -> Result<Option<PoseLandmarkNme>, TrainError> {
+        let (Some(PoseModule::Disentangled(head)), Some(target)) = (&self.pose, &self.target)
+        else {
+            return Ok(None);
+        };
+        let n = faces.min(self.dataset.len());
+        if n == 0 {
+            return Ok(None);
+        }
+        let inner = self.device.clone().inner();
+        let model = self.model.as_ref().expect("model present").valid();
+        let head = head.valid();
+        let lae = target.lae.valid();
+        let samples = self.dataset.samples(&(0..n).collect::<Vec<_>>())?;
+        let samples: Vec<_> = samples
+            .into_iter()
+            .filter(|s| s.landmarks.as_ref().is_some_and(|l| l.len() == 68))
+            .collect();
+        if samples.is_empty() {
+            return Ok(None);
+        }
+        let truth: Vec<Vec<[f32; 2]>> = samples
+            .iter()
+            .map(|s| s.landmarks.clone().expect("filtered"))
+            .collect();
+        let (rows, _) = poseface_landmark::normalise::normalise_rows(&truth, 68)?;
+        let normalised: Vec<Vec<[f32; 2]>> = rows
+            .chunks(136)
+            .map(|r| r.chunks(2).map(|c| [c[0], c[1]]).collect())
+            .collect();
+        let mut decoded = Vec::with_capacity(samples.len());
+        let mut rebuilt = Vec::with_capacity(samples.len());
+        let batcher = FaceBatcher::default();
+        let bs = self.config.eval.batch_size.max(1);
+        for (chunk, rows) in samples.chunks(bs).zip(rows.chunks(bs * 136)) {
+            let batch = batcher.batch(chunk.to_vec(), &inner);
+            let feature = model.forward(resize(batch.images, self.config.data.input_size));
+            let (_, z_p) = head.forward(feature);
+            let x = burn::tensor::Tensor::<2>::from_data(
+                burn::tensor::TensorData::new(rows.to_vec(), [chunk.len(), 136]),
+                &inner,
+            );
+            for (t, out) in [
+                (lae.decode(z_p), &mut decoded),
+                (lae.reconstruct(x), &mut rebuilt),
+            ] {
+                let v = t
+                    .into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .unwrap_or_default();
+                out.extend(
+                    v.chunks(136)
+                        .map(|r| r.chunks(2).map(|c| [c[0], c[1]]).collect::<Vec<_>>()),
+                );
+            }
+        }
+        let nme = |p: &[Vec<[f32; 2]>]| {
+            poseface_landmark::metrics::nme(&normalised, p)
+                .iod_mean
+                .unwrap_or(f64::NAN)
+        };
+        Ok(Some(PoseLandmarkNme {
+            faces: samples.len(),
+            pose_branch: nme(&decoded),
+            autoencoder: nme(&rebuilt),
+        }))
     }
 
     /// Probes the identity embedding for pose on the first validation set that has yaws.

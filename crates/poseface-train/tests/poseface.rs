@@ -276,6 +276,17 @@ fn a_poseface_run_resumes_exactly_and_exports_its_identity_branch() {
     let orth: Vec<f64> = whole.logs.iter().map(|l| l.terms[1].1).collect();
     assert!(orth[9] < orth[0], "L_orth {orth:?}");
     assert!(summary.orthogonality.is_some());
+    let n = summary
+        .pose_landmarks
+        .clone()
+        .expect("a PoseFace run decodes its pose branch");
+    assert!(
+        n.faces > 0 && n.pose_branch.is_finite() && n.autoencoder.is_finite(),
+        "{n:?}"
+    );
+    // The autoencoder reconstructs landmarks it sees better than a 10-step pose branch
+    // predicts them from pixels.
+    assert!(n.autoencoder < n.pose_branch, "{n:?}");
 
     // Interrupted after step 6 (checkpoint at 4), resumed: the same losses.
     let mut first = Record {

@@ -158,8 +158,22 @@ fn print_summary(s: &TrainSummary) {
             );
         }
     }
+    if let Some(p) = &s.probe {
+        println!(
+            "\npose left in the identity embedding (held-out R² of ridge probes on {} faces of {}): yaw {:.3}, |yaw| {:.3}",
+            p.scored, p.set, p.yaw_r2, p.abs_yaw_r2
+        );
+    }
     if let Some(o) = s.orthogonality {
-        println!("\northogonality residual ‖Ŵ_id Ŵ_pᵀ‖²_F = {o:.2e}");
+        println!("orthogonality residual ‖Ŵ_id Ŵ_pᵀ‖²_F = {o:.2e}");
+    }
+    if let Some(n) = &s.pose_landmarks {
+        println!(
+            "pose branch → landmarks through the frozen decoder: NME {:.2}% (the autoencoder's own: {:.2}%) on {} training faces",
+            100.0 * n.pose_branch,
+            100.0 * n.autoencoder,
+            n.faces
+        );
     }
     println!(
         "\nrun files: {} (config.toml, metrics.jsonl, checkpoints/, model.safetensors, summary.json)",
