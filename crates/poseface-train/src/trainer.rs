@@ -589,6 +589,13 @@ impl Trainer {
         let orthogonality = self.orthogonality();
         let probe = self.probe()?;
         let pose_landmarks = self.pose_landmark_nme(self.config.eval.probe_faces.min(2000))?;
+        crate::verifier::write_report(
+            &run_dir,
+            &format!("{} after {done} steps", self.config.name),
+            &verification,
+            &pixel_baseline,
+        )?;
+        // After write_report, which writes report.md afresh.
         if let Some(p) = &probe {
             metrics.write(&serde_json::json!({"kind": "probe", "step": done, "probe": p, "orthogonality": orthogonality}))?;
             let path = run_dir.join("report.md");
@@ -607,12 +614,6 @@ impl Trainer {
                 poseface_data::fsutil::write_atomic(&path, text.as_bytes())?;
             }
         }
-        crate::verifier::write_report(
-            &run_dir,
-            &format!("{} after {done} steps", self.config.name),
-            &verification,
-            &pixel_baseline,
-        )?;
         let tail = (losses.len() / 10).max(1);
         let final_loss = (!losses.is_empty())
             .then(|| losses.iter().rev().take(tail).sum::<f64>() / tail.min(losses.len()) as f64);

@@ -287,6 +287,12 @@ fn a_poseface_run_resumes_exactly_and_exports_its_identity_branch() {
     // The autoencoder reconstructs landmarks it sees better than a 10-step pose branch
     // predicts them from pixels.
     assert!(n.autoencoder < n.pose_branch, "{n:?}");
+    let report = std::fs::read_to_string(runs.join("whole/report.md")).unwrap();
+    assert!(
+        report.contains("## Pose left in the identity embedding")
+            && report.contains("frozen decoder turns the pose branch"),
+        "{report}"
+    );
 
     // Interrupted after step 6 (checkpoint at 4), resumed: the same losses.
     let mut first = Record {
