@@ -17,6 +17,7 @@ use crate::decode::decode_rgb;
 use crate::error::{DataError, Result};
 use crate::face_rec::{FaceRecordSet, REC_FILE};
 use crate::image_folder::ImageFolder;
+use crate::pose::estimate_pose;
 use crate::sidecar::{PoseSidecar, SIDECAR_FILE};
 
 /// Where the images live.
@@ -134,6 +135,11 @@ impl FaceDataset {
         self.sidecar.is_some()
     }
 
+    /// Landmarks per record of the pose sidecar (`None` without one).
+    pub fn landmark_points(&self) -> Option<usize> {
+        self.sidecar.as_ref().map(|s| s.points_per_record())
+    }
+
     /// Number of faces.
     pub fn len(&self) -> usize {
         self.storage.len()
@@ -159,7 +165,12 @@ impl FaceDataset {
             .as_ref()
             .and_then(|s| s.get(self.storage.sidecar_key(i)));
         let landmarks = pose.as_ref().and_then(|p| p.landmarks.clone());
-        let angles = pose.and_then(|p| p.angles);
+        // A record with landmarks but no angles gets them estimated from its landmarks, so
+        // pose-aware training works on data annotated with landmarks only.
+        let angles = pose.and_then(|p| {
+            p.angles
+                .or_else(|| p.landmarks.as_deref().and_then(|l| estimate_pose(l).ok()))
+        });
         let size = ALIGNED_SIZE;
         let (image, landmarks) = match landmarks {
             Some(l) if image.dimensions() != (size, size) => {

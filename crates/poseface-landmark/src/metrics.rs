@@ -113,7 +113,14 @@ pub fn nme(truth: &[Vec<Point>], predicted: &[Vec<Point>]) -> NmeReport {
     NmeReport {
         count: truth.len(),
         iod_mean: iod_ok.then(|| mean(&iod)),
-        iod_median: iod_ok.then(|| sorted[sorted.len() / 2]),
+        iod_median: iod_ok.then(|| {
+            let m = sorted.len() / 2;
+            if sorted.len() % 2 == 0 {
+                0.5 * (sorted[m - 1] + sorted[m])
+            } else {
+                sorted[m]
+            }
+        }),
         box_mean: mean(&by_box),
         per_shape: if iod_ok { iod } else { by_box },
     }

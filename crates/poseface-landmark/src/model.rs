@@ -27,6 +27,22 @@ pub struct LandmarkAutoencoderConfig {
 }
 
 impl LandmarkAutoencoderConfig {
+    /// Range checks: at least 3 points and a non-empty hidden layer and code, all within
+    /// sizes an MLP on landmarks could sensibly have.
+    pub fn validate(&self) -> Result<(), crate::LandmarkError> {
+        let ok = (3..=10_000).contains(&self.points)
+            && (1..=65_536).contains(&self.hidden)
+            && (1..=4_096).contains(&self.latent);
+        if ok {
+            Ok(())
+        } else {
+            Err(crate::LandmarkError::Config(format!(
+                "points {} (3–10000), hidden {} (1–65536), latent {} (1–4096)",
+                self.points, self.hidden, self.latent
+            )))
+        }
+    }
+
     /// Builds the network with PyTorch's default `Linear` initialisation.
     pub fn init(&self, device: &Device) -> LandmarkAutoencoder {
         let d = 2 * self.points;

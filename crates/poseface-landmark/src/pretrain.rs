@@ -22,6 +22,7 @@ pub trait LandmarkSource: Sync {
 impl LandmarkSource for Vec<Vec<Point>> {
     fn draw(&self, start: u64, count: usize) -> Vec<Vec<Point>> {
         (start..start + count as u64)
+            .filter(|_| !self.is_empty())
             .map(|i| self[(i % self.len() as u64) as usize].clone())
             .collect()
     }
@@ -88,6 +89,7 @@ pub fn pretrain(
             config.steps, config.batch_size, config.lr
         )));
     }
+    model.validate()?;
     let device = if device.is_autodiff() {
         device.clone()
     } else {
@@ -99,6 +101,11 @@ pub fn pretrain(
     let p = model.points;
     for step in 0..config.steps {
         let shapes = source.draw((step * config.batch_size) as u64, config.batch_size);
+        if shapes.is_empty() {
+            return Err(LandmarkError::Shape(
+                "the landmark source gave no shapes".into(),
+            ));
+        }
         let (rows, _) = normalise_rows(&shapes, p)?;
         let x = Tensor::<2>::from_data(TensorData::new(rows, [shapes.len(), 2 * p]), &device);
         let loss = (ae.reconstruct(x.clone()) - x).powf_scalar(2.0).mean();
@@ -165,5 +172,9 @@ mod tests {
 
         let bad = PretrainConfig { steps: 0, ..config };
         assert!(pretrain(&model, &bad, &shapes, &device, &mut |_| {}).is_err());
+        let empty: Vec<Vec<Point>> = Vec::new();
+        assert!(pretrain(&model, &config, &empty, &device, &mut |_| {}).is_err());
+        let no_code = model.clone().with_latent(0);
+        assert!(pretrain(&no_code, &config, &shapes, &device, &mut |_| {}).is_err());
     }
 }

@@ -46,6 +46,9 @@ pub fn load(path: &Path, device: &Device) -> Result<LandmarkAutoencoder, Landmar
         })?;
     let config: LandmarkAutoencoderConfig = serde_json::from_str(json)
         .map_err(|e| file(format!("bad `{CONFIG_KEY}` metadata: {e}")))?;
+    config
+        .validate()
+        .map_err(|e| file(format!("`{CONFIG_KEY}` metadata: {e}")))?;
     let mut ae = config.init(device);
     let mut store = SafetensorsStore::from_bytes(Some(bytes));
     let result = ae.load_from(&mut store).map_err(|e| file(e.to_string()))?;

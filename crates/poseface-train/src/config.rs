@@ -176,8 +176,8 @@ pub struct EvalConfig {
     pub periodic_sets: Option<usize>,
     /// Images per embedding batch.
     pub batch_size: usize,
-    /// Faces of the first validation set with yaws used by the closing pose probe (0
-    /// skips the probe).
+    /// Faces of the first validation set with yaws used by the closing pose probe, and (at
+    /// most 2,000) training faces for PoseFace's decoded-landmark NME; 0 skips both.
     pub probe_faces: usize,
 }
 

@@ -48,8 +48,18 @@ impl Embedder {
             embedding_size: config.identity_size(),
             dropout: 0.0,
         };
+        // What the run exported, which differs from its config when the data switched the
+        // method off (`export.json`; runs without it export what their config says).
+        let export = Exported::read(run_dir)?.unwrap_or(Exported {
+            embedding_size: backbone.embedding_size,
+            dream: matches!(config.method, MethodConfig::Dream(_)),
+        });
+        let backbone = BackboneConfig {
+            embedding_size: export.embedding_size,
+            ..backbone
+        };
         let embedder = Self::from_weights(&run_dir.join("model.safetensors"), &backbone, device)?;
-        if let MethodConfig::Dream(_) = config.method {
+        if export.dream {
             let dream = load_dream(
                 &run_dir.join(DREAM_FILE),
                 backbone.embedding_size,
@@ -156,6 +166,33 @@ impl Embedder {
             out.extend(to_vec(e));
         }
         out
+    }
+}
+
+/// What a finished run exported, written as `export.json` beside `model.safetensors`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Exported {
+    /// Embedding size of `model.safetensors`.
+    pub embedding_size: usize,
+    /// Whether `dream.safetensors` follows the backbone.
+    pub dream: bool,
+}
+
+impl Exported {
+    /// File name in the run directory.
+    pub const FILE: &'static str = "export.json";
+
+    /// Reads `export.json` of a run, if present.
+    pub fn read(run_dir: &Path) -> Result<Option<Self>, TrainError> {
+        let path = run_dir.join(Self::FILE);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let bytes = std::fs::read(&path)
+            .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))
     }
 }
 

@@ -46,7 +46,8 @@ pub struct StepLog {
     pub steps: usize,
     /// Loss of this step (the weighted sum of `terms`).
     pub loss: f64,
-    /// The loss terms, unweighted: `margin`, and with PoseFace `orth` and `pose`.
+    /// The loss terms, unweighted: `margin`, with PoseFace `orth` and `pose`, with the
+    /// multi-task and DREAM methods `pose`.
     pub terms: Vec<(String, f64)>,
     /// Learning rate used.
     pub lr: f64,
@@ -216,6 +217,15 @@ impl Trainer {
                 PoseRegressorConfig::new(e).init(&device),
             )),
             MethodConfig::Dream(_) => Some(PoseModule::Dream(DreamConfig::new(e).init(&device))),
+            MethodConfig::PoseFace(_) if dataset.landmark_points() != Some(68) => {
+                warnings.push(format!(
+                    "{}'s pose sidecar holds {} landmarks per face, not 68: the poseface pose \
+                     branch is switched off and the backbone embedding is trained directly",
+                    config.data.train.display(),
+                    dataset.landmark_points().unwrap_or(0)
+                ));
+                None
+            }
             MethodConfig::PoseFace(p) => {
                 let lae = poseface_landmark::load(&p.lae, &device)?;
                 let lae = poseface_landmark::frozen(lae, &device);
@@ -582,13 +592,27 @@ impl Trainer {
                 &self.inference_model(),
                 &run_dir.join("model.safetensors"),
             )?;
+            let dream = matches!(self.pose, Some(PoseModule::Dream(_)));
             if let Some(PoseModule::Dream(d)) = &self.pose {
                 crate::embed::save_dream(&d.valid(), &run_dir.join(crate::embed::DREAM_FILE))?;
             }
+            let export = crate::embed::Exported {
+                embedding_size: self.identity_size(),
+                dream,
+            };
+            poseface_data::fsutil::write_atomic(
+                &run_dir.join(crate::embed::Exported::FILE),
+                &serde_json::to_vec(&export).unwrap_or_default(),
+            )?;
         }
         let orthogonality = self.orthogonality();
-        let probe = self.probe()?;
-        let pose_landmarks = self.pose_landmark_nme(self.config.eval.probe_faces.min(2000))?;
+        // Diagnostics: a face set they cannot use leaves them out of the report, it does not
+        // fail a finished run.
+        let probe = self.probe().ok().flatten();
+        let pose_landmarks = self
+            .pose_landmark_nme(self.config.eval.probe_faces.min(2000))
+            .ok()
+            .flatten();
         crate::verifier::write_report(
             &run_dir,
             &format!("{} after {done} steps", self.config.name),

@@ -74,7 +74,8 @@ fn each_loss_reaches_exactly_the_parameters_it_should() {
     assert_eq!(grad_mass4(&g, &conv1), 0.0);
     // Pose loss through the frozen encoder: backbone and W_p; the encoder none.
     let (_, z_p) = forward();
-    let target = lae.encode_points(landmarks.clone()).detach();
+    // No detach here: `frozen` alone must keep the encoder's parameters out of the graph.
+    let target = lae.encode_points(landmarks.clone());
     let g = pose_loss(z_p, target, mask.clone()).backward();
     assert!(grad_mass4(&g, &conv1) > 0.0 && grad_mass(&g, &w_p) > 0.0);
     assert_eq!(grad_mass(&g, &w_id), 0.0);
@@ -176,7 +177,7 @@ fn tiny_lae(path: &Path) {
 
 fn config(data: &Path, runs: &Path, lae: &Path, overrides: &[&str]) -> ExperimentConfig {
     let method = format!(
-        "kind = \"poseface\"\nlae = \"{}\"\nidentity_size = 24",
+        "kind = \"poseface\"\nlae = \"{}\"\nidentity_size = 24\nlambda_orth = 0.3\nlambda_pose = 2.0",
         lae.display()
     );
     config_with(data, runs, &method, overrides)
@@ -266,8 +267,8 @@ fn a_poseface_run_resumes_exactly_and_exports_its_identity_branch() {
         let names: Vec<&str> = log.terms.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["margin", "orth", "pose"]);
         assert!(log.terms.iter().all(|(_, v)| v.is_finite()));
-        // λ_orth = λ_pose = 1: the total is the plain sum.
-        let sum: f64 = log.terms.iter().map(|(_, v)| v).sum();
+        // λ_orth = 0.3, λ_pose = 2.
+        let sum = log.terms[0].1 + 0.3 * log.terms[1].1 + 2.0 * log.terms[2].1;
         assert!(
             (sum - log.loss).abs() < 1e-4 * sum.abs().max(1.0),
             "{log:?}"
@@ -360,6 +361,9 @@ fn without_landmarks_the_pose_branch_is_switched_off_with_a_warning() {
     );
     assert_eq!(rec.logs[0].terms.len(), 1);
     assert_eq!(summary.orthogonality, None);
+    // The run exported the plain 32-d backbone, not the configured 24-d identity branch.
+    let embedder = Embedder::from_run(&summary.run_dir, &Device::default()).unwrap();
+    assert_eq!(embedder.dim(), 32);
 }
 
 #[test]
@@ -401,4 +405,53 @@ fn the_multitask_and_dream_baselines_train_and_export() {
         assert_eq!(e.len(), 32);
         assert!(e.iter().all(|v| v.is_finite()));
     }
+}
+
+#[test]
+fn a_sidecar_with_landmarks_only_gets_its_angles_estimated() {
+    use poseface_data::augment::AugmentConfig;
+    use poseface_data::dataset::FaceDataset;
+    use poseface_data::sidecar::{PoseRecord, PoseSidecar, PoseSidecarWriter};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    tiny_data(&data);
+    let path = data.join("pose.sidecar");
+    let original = PoseSidecar::open(&path).unwrap();
+    let records: Vec<PoseRecord> = (0..original.len())
+        .map(|i| original.record(i).unwrap())
+        .collect();
+    drop(original);
+    let mut writer = PoseSidecarWriter::create(&path, 68).unwrap();
+    for r in &records {
+        writer
+            .push(&PoseRecord {
+                angles: None,
+                ..r.clone()
+            })
+            .unwrap();
+    }
+    writer.finish().unwrap();
+
+    let ds = FaceDataset::open(&data, AugmentConfig::none(), 0).unwrap();
+    let mut errors = Vec::new();
+    for (i, r) in records.iter().enumerate().take(ds.len()) {
+        let truth = r.angles.unwrap();
+        let got = ds
+            .sample(i)
+            .unwrap()
+            .angles
+            .expect("estimated from the landmarks");
+        if truth.yaw.abs() < 60.0 {
+            errors.push((got.yaw - truth.yaw).abs());
+        }
+    }
+    let mean = errors.iter().sum::<f32>() / errors.len() as f32;
+    eprintln!("mean |Δyaw| {mean:.2}° over {} faces", errors.len());
+    // The rendered landmarks fit the mean face to within a few degrees of yaw.
+    assert!(
+        errors.len() > 50 && mean < 3.0,
+        "mean |Δyaw| {mean} over {}",
+        errors.len()
+    );
 }
