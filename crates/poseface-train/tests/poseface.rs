@@ -2,6 +2,9 @@
 //! problem, and a whole run on the tiny synthetic set (exact resume, exported identity
 //! branch, switched off without landmarks).
 
+mod common;
+
+use common::tiny_data;
 use std::path::{Path, PathBuf};
 
 use burn::optim::{GradientsParams, SgdConfig};
@@ -10,7 +13,6 @@ use poseface_landmark::{LandmarkAutoencoderConfig, PretrainConfig, frozen, norma
 use poseface_loss::cross_entropy::{cross_entropy, normalized_cosine};
 use poseface_loss::{orthogonality, pose_loss};
 use poseface_model::{BackboneConfig, DisentangledHeadConfig};
-use poseface_synth::config::{Preset, SynthConfig};
 use poseface_synth::landmark_sampler::LandmarkSampler;
 use poseface_train::{Embedder, ExperimentConfig, StepLog, TrainObserver, Trainer};
 
@@ -141,11 +143,6 @@ fn orthogonality_converges_while_identity_and_pose_are_both_learned() {
     assert!(last.1 < 1e-3, "L_orth {} → {}", first.1, last.1);
     assert!(last.2 < 0.05 * first.2, "pose {} → {}", first.2, last.2);
     assert!(last.0 < 0.5 * first.0, "ce {} → {}", first.0, last.0);
-}
-
-fn tiny_data(dir: &Path) {
-    let config = SynthConfig::preset(Preset::Tiny, 5);
-    poseface_synth::writer::write_dataset(&config, dir, &|_, _, _| {}).unwrap();
 }
 
 /// A small autoencoder pretrained on synthetic landmarks.

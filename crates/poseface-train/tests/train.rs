@@ -1,16 +1,13 @@
 //! End to end on the tiny synthetic set: train, checkpoint, stop, resume, and the NaN guard.
 
+mod common;
+
+use common::tiny_data;
 use std::path::Path;
 
 use burn::tensor::Device;
-use poseface_synth::config::{Preset, SynthConfig};
 use poseface_train::checkpoint::Checkpoint;
 use poseface_train::{ExperimentConfig, StepLog, TrainError, TrainObserver, Trainer};
-
-fn tiny_data(dir: &Path) {
-    let config = SynthConfig::preset(Preset::Tiny, 5);
-    poseface_synth::writer::write_dataset(&config, dir, &|_, _, _| {}).unwrap();
-}
 
 fn config(data: &Path, runs: &Path, head: &str, overrides: &[&str]) -> ExperimentConfig {
     let text = format!(
