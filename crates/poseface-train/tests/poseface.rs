@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::tiny_data;
+use common::{tiny_config, tiny_data};
 use std::path::{Path, PathBuf};
 
 use burn::optim::{GradientsParams, SgdConfig};
@@ -181,40 +181,10 @@ fn config(data: &Path, runs: &Path, lae: &Path, overrides: &[&str]) -> Experimen
 }
 
 fn config_with(data: &Path, runs: &Path, method: &str, overrides: &[&str]) -> ExperimentConfig {
-    let text = format!(
-        r#"
-name = "tiny-poseface"
-runs_dir = "{runs}"
-seed = 2
-[data]
-train = "{data}"
-val = ["{data}/synth_cplfw.bin"]
-input_size = 56
-[model]
-backbone = "r18"
-width = 0.0625
-embedding_size = 32
-[method]
-{method}
-[head]
-kind = "paa"
-scale = 16.0
-[optim]
-lr = 0.1
-batch_size = 16
-steps = 10
-warmup_steps = 2
-[eval]
-every_steps = 0
-[checkpoint]
-every_steps = 4
-keep = 1
-"#,
-        runs = runs.display(),
-        data = data.display(),
-    );
-    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-    ExperimentConfig::from_toml(&text, &overrides).unwrap()
+    let tables = format!("[method]\n{method}\n[head]\nkind = \"paa\"\nscale = 16.0");
+    let mut all = vec!["optim.steps=10"];
+    all.extend_from_slice(overrides);
+    tiny_config(data, runs, "tiny-poseface", 2, &tables, &all)
 }
 
 #[derive(Default)]

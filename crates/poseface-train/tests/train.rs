@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::tiny_data;
+use common::{tiny_config, tiny_data};
 use std::path::Path;
 
 use burn::tensor::Device;
@@ -10,37 +10,7 @@ use poseface_train::checkpoint::Checkpoint;
 use poseface_train::{ExperimentConfig, StepLog, TrainError, TrainObserver, Trainer};
 
 fn config(data: &Path, runs: &Path, head: &str, overrides: &[&str]) -> ExperimentConfig {
-    let text = format!(
-        r#"
-name = "tiny"
-runs_dir = "{runs}"
-seed = 1
-[data]
-train = "{data}"
-val = ["{data}/synth_cplfw.bin"]
-input_size = 56
-[model]
-backbone = "r18"
-width = 0.0625
-embedding_size = 32
-[head]
-{head}
-[optim]
-lr = 0.1
-batch_size = 16
-steps = 12
-warmup_steps = 2
-[eval]
-every_steps = 0
-[checkpoint]
-every_steps = 4
-keep = 1
-"#,
-        runs = runs.display(),
-        data = data.display()
-    );
-    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-    ExperimentConfig::from_toml(&text, &overrides).unwrap()
+    tiny_config(data, runs, "tiny", 1, &format!("[head]\n{head}"), overrides)
 }
 
 #[derive(Default)]

@@ -31,6 +31,19 @@ fn write_config(dir: &Path, data: &Path, runs: &Path, name: &str) -> PathBuf {
     path
 }
 
+/// Trains (resuming when a checkpoint exists) until the run finishes.
+fn train_to_end(config: &Path) {
+    let out = poseface()
+        .args(["train", "--config", config.to_str().unwrap(), "--resume"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `(step, loss)` of every step record in a run's `metrics.jsonl`.
 fn step_losses(run: &Path) -> Vec<(u64, f64)> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
@@ -85,15 +98,7 @@ fn killed_five_times_the_run_still_ends_exactly_as_an_uninterrupted_one() {
     let runs = tmp.path().join("runs");
 
     let whole = write_config(tmp.path(), &data, &runs, "whole");
-    let out = poseface()
-        .args(["train", "--config", whole.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    train_to_end(&whole);
 
     let faulty = write_config(tmp.path(), &data, &runs, "faulty");
     let run = runs.join("faulty");
@@ -131,15 +136,7 @@ fn killed_five_times_the_run_still_ends_exactly_as_an_uninterrupted_one() {
         let at = std::fs::read_to_string(run.join("checkpoints/latest")).unwrap_or_default();
         eprintln!("kill {kill} after step {target}: latest checkpoint {at:?}");
     }
-    let out = poseface()
-        .args(["train", "--config", faulty.to_str().unwrap(), "--resume"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    train_to_end(&faulty);
     check_latest(&run);
 
     let reference = step_losses(&runs.join("whole"));

@@ -13,8 +13,8 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use clap::{Args, Subcommand};
 use poseface_data::Point;
-use poseface_data::align::similarity_transform;
-use poseface_data::landmarks::{ARCFACE_TEMPLATE, five_from_68, read_dlib_xml, read_pts};
+use poseface_data::align::arcface_transform;
+use poseface_data::landmarks::{read_dlib_xml, read_pts};
 use poseface_data::sidecar::PoseSidecar;
 use poseface_landmark::{
     LandmarkAutoencoder, LandmarkAutoencoderConfig, LandmarkSource, NmeReport, PretrainConfig,
@@ -320,7 +320,5 @@ fn read_file_shapes(path: &Path) -> Result<Vec<Vec<Point>>> {
 
 /// Maps a 68-point shape into the ArcFace-aligned frame by its 5-point similarity.
 fn aligned(points: &[Point]) -> Result<Vec<Point>> {
-    let five = five_from_68(points)?;
-    let m = similarity_transform(&five, &ARCFACE_TEMPLATE)?;
-    Ok(m.apply_points(points))
+    Ok(arcface_transform(points)?.apply_points(points))
 }
