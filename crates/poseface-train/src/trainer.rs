@@ -737,41 +737,31 @@ impl Trainer {
             .map(|r| r.chunks(2).map(|c| [c[0], c[1]]).collect())
             .collect();
         let mut decoded = Vec::with_capacity(samples.len());
-        let mut rebuilt = Vec::with_capacity(samples.len());
         let batcher = FaceBatcher::default();
         let bs = self.config.eval.batch_size.max(1);
-        for (chunk, rows) in samples.chunks(bs).zip(rows.chunks(bs * 136)) {
+        for chunk in samples.chunks(bs) {
             let batch = batcher.batch(chunk.to_vec(), &inner);
             let feature = model.forward(resize(batch.images, self.config.data.input_size));
             let (_, z_p) = head.forward(feature);
-            let x = burn::tensor::Tensor::<2>::from_data(
-                burn::tensor::TensorData::new(rows.to_vec(), [chunk.len(), 136]),
-                &inner,
+            let v = lae
+                .decode(z_p)
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap_or_default();
+            decoded.extend(
+                v.chunks(136)
+                    .map(|r| r.chunks(2).map(|c| [c[0], c[1]]).collect::<Vec<_>>()),
             );
-            for (t, out) in [
-                (lae.decode(z_p), &mut decoded),
-                (lae.reconstruct(x), &mut rebuilt),
-            ] {
-                let v = t
-                    .into_data()
-                    .convert::<f32>()
-                    .try_to_vec::<f32>()
-                    .unwrap_or_default();
-                out.extend(
-                    v.chunks(136)
-                        .map(|r| r.chunks(2).map(|c| [c[0], c[1]]).collect::<Vec<_>>()),
-                );
-            }
         }
-        let nme = |p: &[Vec<[f32; 2]>]| {
-            poseface_landmark::metrics::nme(&normalised, p)
-                .iod_mean
-                .unwrap_or(f64::NAN)
-        };
+        let pose_branch = poseface_landmark::metrics::nme(&normalised, &decoded).iod_mean;
+        // NME is invariant to centring and scaling, so the autoencoder's own error on the
+        // shapes in pixels is its error in the normalised frame.
+        let autoencoder = poseface_landmark::evaluate(&lae, &truth, &inner)?.iod_mean;
         Ok(Some(PoseLandmarkNme {
             faces: samples.len(),
-            pose_branch: nme(&decoded),
-            autoencoder: nme(&rebuilt),
+            pose_branch: pose_branch.unwrap_or(f64::NAN),
+            autoencoder: autoencoder.unwrap_or(f64::NAN),
         }))
     }
 
