@@ -1,9 +1,10 @@
-//! Project automation: `cargo xtask train | bench | ci`.
+//! Project automation: `cargo xtask train | ablation | bench | ci`.
 //!
 //! Thin drivers over the workspace crates and scripts; one module per command.
 
 use clap::{Parser, Subcommand};
 
+mod ablation;
 mod bench;
 mod ci;
 mod train;
@@ -20,6 +21,8 @@ struct Cli {
 enum Task {
     /// Train PoseFace on the built-in synthetic data.
     Train(train::TrainArgs),
+    /// Run the ablation study (configs/ablation × seeds), resumable, and write docs/RESULTS.md.
+    Ablation(ablation::AblationArgs),
     /// Run the benchmark suite and write docs/BENCHMARKS.md.
     Bench(bench::BenchArgs),
     /// Run the CI checks: fmt, clippy, tests.
@@ -29,6 +32,7 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Task::Train(a) => train::run(a),
+        Task::Ablation(a) => ablation::run(a),
         Task::Bench(a) => bench::run(a),
         Task::Ci => ci::run(),
     }

@@ -35,47 +35,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     } else {
         root.join(format!("datasets/generated/synth-{}", args.preset))
     };
-    let poseface = |extra: &[&str]| {
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["run", "--release", "--quiet", "-p", "poseface", "--"]);
-        cmd.args(extra);
-        cmd
-    };
-    if dir.join("synth.json").exists() {
-        println!("synthetic data present: {}", dir.display());
-    } else {
-        println!(
-            "generating the built-in synthetic dataset ({}) …",
-            args.preset
-        );
-        let out = dir.to_string_lossy().into_owned();
-        crate::run_cmd(&mut poseface(&[
-            "data",
-            "synth",
-            "--preset",
-            &args.preset,
-            "--out",
-            &out,
-        ]))?;
-    }
-    crate::run_cmd(&mut poseface(&["data", "inspect", &dir.to_string_lossy()]))?;
-    if let Some(lae) = lae_path(&root.join(&args.config))? {
-        let lae = root.join(lae);
-        if lae.is_file() {
-            println!("landmark autoencoder present: {}", lae.display());
-        } else {
-            println!("pretraining the landmark autoencoder on synthetic landmarks …");
-            let out = lae.to_string_lossy().into_owned();
-            let mut cmd = poseface(&["lae", "train", "--out", &out]);
-            // Real landmark files, when the shared test data sits beside the checkout, are
-            // only reported on, never trained on.
-            let dlib = root.join("../shared/golden/dlib_faces/testing_with_face_landmarks.xml");
-            if dlib.is_file() {
-                cmd.arg("--test-landmarks").arg(&dlib);
-            }
-            crate::run_cmd(&mut cmd)?;
-        }
-    }
+    ensure_synth(&dir, &args.preset, true)?;
+    ensure_lae(&root.join(&args.config))?;
     let config = root.join(&args.config).to_string_lossy().into_owned();
     let mut train: Vec<String> = vec![
         "train".into(),
@@ -94,6 +55,55 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let train: Vec<&str> = train.iter().map(String::as_str).collect();
     let mut cmd = poseface(&train);
     cmd.current_dir(&root);
+    crate::run_cmd(&mut cmd)
+}
+
+/// `poseface ARGS` through `cargo run --release` (built when out of date).
+pub fn poseface(extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["run", "--release", "--quiet", "-p", "poseface", "--"]);
+    cmd.args(extra);
+    cmd
+}
+
+/// Generates the synthetic dataset `preset` into `dir` unless it is there; then, with
+/// `show`, shows what it holds.
+pub fn ensure_synth(dir: &std::path::Path, preset: &str, show: bool) -> Result<()> {
+    if dir.join("synth.json").exists() {
+        println!("synthetic data present: {}", dir.display());
+    } else {
+        println!("generating the built-in synthetic dataset ({preset}) …");
+        let out = dir.to_string_lossy().into_owned();
+        crate::run_cmd(&mut poseface(&[
+            "data", "synth", "--preset", preset, "--out", &out,
+        ]))?;
+    }
+    if show {
+        crate::run_cmd(&mut poseface(&["data", "inspect", &dir.to_string_lossy()]))?;
+    }
+    Ok(())
+}
+
+/// Pretrains the landmark autoencoder `config` trains with, unless it is there.
+pub fn ensure_lae(config: &std::path::Path) -> Result<()> {
+    let root = crate::workspace_root();
+    let Some(lae) = lae_path(config)? else {
+        return Ok(());
+    };
+    let lae = root.join(lae);
+    if lae.is_file() {
+        println!("landmark autoencoder present: {}", lae.display());
+        return Ok(());
+    }
+    println!("pretraining the landmark autoencoder on synthetic landmarks …");
+    let out = lae.to_string_lossy().into_owned();
+    let mut cmd = poseface(&["lae", "train", "--out", &out]);
+    // Real landmark files, when the shared test data sits beside the checkout, are only
+    // reported on, never trained on.
+    let dlib = root.join("../shared/golden/dlib_faces/testing_with_face_landmarks.xml");
+    if dlib.is_file() {
+        cmd.arg("--test-landmarks").arg(&dlib);
+    }
     crate::run_cmd(&mut cmd)
 }
 

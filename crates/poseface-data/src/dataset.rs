@@ -17,7 +17,7 @@ use crate::decode::decode_rgb;
 use crate::error::{DataError, Result};
 use crate::face_rec::{FaceRecordSet, REC_FILE};
 use crate::image_folder::ImageFolder;
-use crate::pose::estimate_pose;
+use crate::pose::{EulerAngles, estimate_pose};
 use crate::sidecar::{PoseSidecar, SIDECAR_FILE};
 
 /// Where the images live.
@@ -150,6 +150,17 @@ impl FaceDataset {
         self.storage.is_empty()
     }
 
+    /// The `i`-th face's Euler angles as its sidecar gives them (estimated from its landmarks
+    /// when it has no angles), before augmentation and without decoding the image.
+    pub fn angles(&self, i: usize) -> Option<EulerAngles> {
+        let pose = self.sidecar.as_ref()?.get(self.storage.sidecar_key(i))?;
+        pose.angles.or_else(|| {
+            pose.landmarks
+                .as_deref()
+                .and_then(|l| estimate_pose(l).ok())
+        })
+    }
+
     /// Sets the epoch: augmentation draws depend on `(seed, epoch, index)` only, so a resumed
     /// run sees the same augmented faces.
     pub fn set_epoch(&self, epoch: u64) {
@@ -167,10 +178,7 @@ impl FaceDataset {
         let landmarks = pose.as_ref().and_then(|p| p.landmarks.clone());
         // A record with landmarks but no angles gets them estimated from its landmarks, so
         // pose-aware training works on data annotated with landmarks only.
-        let angles = pose.and_then(|p| {
-            p.angles
-                .or_else(|| p.landmarks.as_deref().and_then(|l| estimate_pose(l).ok()))
-        });
+        let angles = self.angles(i);
         let size = ALIGNED_SIZE;
         let (image, landmarks) = match landmarks {
             Some(l) if image.dimensions() != (size, size) => {

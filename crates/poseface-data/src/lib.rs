@@ -35,6 +35,7 @@ pub mod dataset;
 pub mod decode;
 mod error;
 pub mod face_rec;
+pub mod folder_pairs;
 pub mod fsutil;
 pub mod ijb;
 pub mod image_folder;

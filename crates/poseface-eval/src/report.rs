@@ -35,14 +35,35 @@ fn plot_error(path: &Path, e: impl std::fmt::Display) -> EvalError {
 /// Writes the ROC curves (true accept rate against false accept rate, log scale) of `sets`
 /// as an SVG file.
 pub fn roc_svg(sets: &[SetReport], path: &Path) -> Result<(), EvalError> {
+    let series: Vec<(String, Vec<(f64, f64)>)> = sets
+        .iter()
+        .map(|set| {
+            let points = set.roc.fpr.iter().copied().zip(set.roc.tpr.iter().copied());
+            (
+                format!("{} (AUC {:.4})", set.name, set.roc.auc()),
+                points.collect(),
+            )
+        })
+        .collect();
+    tar_far_svg("ROC", &series, 1e-4, path)
+}
+
+/// Writes TAR-against-FAR curves (log FAR axis from `min_far` to 1; smaller FARs are drawn
+/// at `min_far`), one per labelled series of `(far, tar)` points, as an SVG file.
+pub fn tar_far_svg(
+    title: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    min_far: f64,
+    path: &Path,
+) -> Result<(), EvalError> {
     let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("ROC", ("sans-serif", 22))
+        .caption(title, ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(56)
-        .build_cartesian_2d((1e-4f64..1f64).log_scale(), 0f64..1.0f64)
+        .build_cartesian_2d((min_far..1f64).log_scale(), 0f64..1.0f64)
         .map_err(|e| plot_error(path, e))?;
     chart
         .configure_mesh()
@@ -50,19 +71,13 @@ pub fn roc_svg(sets: &[SetReport], path: &Path) -> Result<(), EvalError> {
         .y_desc("true accept rate")
         .draw()
         .map_err(|e| plot_error(path, e))?;
-    for (i, set) in sets.iter().enumerate() {
+    for (i, (label, points)) in series.iter().enumerate() {
         let colour = Palette99::pick(i).to_rgba();
-        let points: Vec<(f64, f64)> = set
-            .roc
-            .fpr
-            .iter()
-            .zip(&set.roc.tpr)
-            .map(|(&f, &t)| (f.max(1e-4), t))
-            .collect();
+        let points: Vec<(f64, f64)> = points.iter().map(|&(f, t)| (f.max(min_far), t)).collect();
         chart
             .draw_series(LineSeries::new(points, colour.stroke_width(2)))
             .map_err(|e| plot_error(path, e))?
-            .label(format!("{} (AUC {:.4})", set.name, set.roc.auc()))
+            .label(label.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour));
     }
     chart

@@ -112,6 +112,15 @@ impl MarginHead {
     /// Builds a head after checking its configuration.
     pub fn new(config: MarginHeadConfig) -> Result<Self, LossError> {
         config.validate()?;
+        if let MarginHeadConfig::Paa(paa) = &config
+            && paa.mapping.needs_histogram()
+        {
+            return Err(LossError::Config(
+                "pose mapping: a frequency mapping needs its histogram before the head is \
+                 built (PoseMapping::with_histogram)"
+                    .into(),
+            ));
+        }
         Ok(Self {
             config,
             state: HeadState::default(),

@@ -7,7 +7,9 @@
 //! - `linear`: `r = clamp(max(|yaw|, |pitch|) / 90°, 0, 1)`;
 //! - `threshold`: `r = 1` when `|yaw|` exceeds a limit (default 60°), else 0;
 //! - `frequency`: `r = 1 − p(bin) / max p` from a histogram of `|yaw|` over the training set,
-//!   given at construction, so the emptiest bins get the full margin.
+//!   so the emptiest bins get the full margin. The histogram is given in the config, or left
+//!   out there and filled from the training set's poses with [`PoseMapping::with_histogram`]
+//!   (the trainer does it) before the head is built.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +33,8 @@ pub enum PoseMapping {
         /// Bin edges in degrees, increasing, starting at 0 (one more than `probabilities`).
         edges: Vec<f32>,
         /// Share of training samples per bin (any non-negative weights; only ratios matter).
+        /// Empty (the default): to be filled from the training set's poses.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         probabilities: Vec<f32>,
     },
 }
@@ -71,7 +75,8 @@ impl PoseMapping {
     }
 
     /// Checks the parameters: a positive finite yaw limit, increasing edges from 0, one
-    /// probability per bin, non-negative and not all zero.
+    /// probability per bin, non-negative and not all zero (or none yet, to be filled from the
+    /// training set).
     pub fn validate(&self) -> Result<(), LossError> {
         let bad = |message: String| Err(LossError::Config(format!("pose mapping: {message}")));
         match self {
@@ -98,6 +103,9 @@ impl PoseMapping {
                 }) {
                     return bad(format!("edges must increase, got {edges:?}"));
                 }
+                if probabilities.is_empty() {
+                    return Ok(());
+                }
                 if probabilities.len() != edges.len() - 1 {
                     return bad(format!(
                         "{} edges make {} bins but {} probabilities were given",
@@ -115,6 +123,22 @@ impl PoseMapping {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Whether this is a `frequency` mapping still waiting for its training-set histogram.
+    pub fn needs_histogram(&self) -> bool {
+        matches!(self, Self::Frequency { probabilities, .. } if probabilities.is_empty())
+    }
+
+    /// Fills a `frequency` mapping's missing histogram from the `|yaw|` of every training
+    /// sample; any other mapping is returned unchanged.
+    pub fn with_histogram(self, yaws: &[f32]) -> Result<Self, LossError> {
+        match self {
+            Self::Frequency { edges, .. } if self.needs_histogram() => {
+                Self::frequency_from_yaws(edges, yaws)
+            }
+            other => Ok(other),
         }
     }
 
@@ -180,6 +204,25 @@ mod tests {
         };
         assert_eq!(probabilities, &[0.5, 1.0 / 6.0, 2.0 / 6.0]);
         assert!((m.ratio(50.0, 0.0) - (1.0 - (2.0 / 6.0) / 0.5)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_frequency_mapping_without_probabilities_is_filled_from_the_training_yaws() {
+        let m: PoseMapping =
+            toml::from_str("kind = \"frequency\"\nedges = [0.0, 30.0, 60.0, 90.0]").unwrap();
+        assert!(m.needs_histogram());
+        m.validate().unwrap();
+        // 3 frontal, 1 half-profile, 0 profile samples: p = (3/4, 1/4, 0).
+        let m = m.with_histogram(&[5.0, -10.0, 29.0, 45.0]).unwrap();
+        assert!(!m.needs_histogram());
+        assert!((m.ratio(10.0, 0.0) - 0.0).abs() < 1e-6);
+        assert!((m.ratio(-40.0, 0.0) - (1.0 - 0.25 / 0.75)).abs() < 1e-6);
+        assert!((m.ratio(80.0, 0.0) - 1.0).abs() < 1e-6);
+        // The other mappings need no histogram and pass through.
+        assert_eq!(
+            PoseMapping::Linear.with_histogram(&[]).unwrap(),
+            PoseMapping::Linear
+        );
     }
 
     #[test]

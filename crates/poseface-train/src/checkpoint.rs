@@ -34,6 +34,10 @@ pub struct CheckpointState {
     pub step: usize,
     /// The margin head's running state.
     pub head: HeadState,
+    /// Seconds spent in training steps up to `step`, over every session of the run
+    /// (0 in checkpoints written before it was recorded).
+    #[serde(default)]
+    pub train_seconds: f64,
 }
 
 /// What a checkpoint holds.

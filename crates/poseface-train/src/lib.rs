@@ -26,9 +26,11 @@
 //! ```
 
 pub mod checkpoint;
+pub mod compare;
 pub mod config;
 pub mod embed;
 mod error;
+pub mod ijb;
 pub mod method;
 pub mod metrics;
 pub mod probe;

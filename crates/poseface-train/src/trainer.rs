@@ -107,6 +107,10 @@ pub struct TrainSummary {
     pub images_per_second: f64,
     /// Wall-clock seconds of this session.
     pub seconds: f64,
+    /// Seconds spent in training steps over every session of the run (the training cost;
+    /// evaluation and checkpoints not included).
+    #[serde(default)]
+    pub train_seconds: f64,
     /// Final verification of each set.
     pub verification: Vec<VerifyReport>,
     /// Raw-pixel baseline on each set.
@@ -154,6 +158,8 @@ pub struct Trainer {
     optim: ModuleOptimizer,
     optim_pose: ModuleOptimizer,
     start_step: usize,
+    /// Seconds spent in training steps by earlier sessions of the run.
+    prior_train_seconds: f64,
     val: Vec<VerificationSet>,
     warnings: Vec<String>,
 }
@@ -267,6 +273,15 @@ impl Trainer {
                     gradient: paa.gradient,
                 })
             }
+            // A `frequency` mapping without a histogram takes the training set's.
+            MarginHeadConfig::Paa(paa) if paa.mapping.needs_histogram() => {
+                let yaws: Vec<f32> = (0..dataset.len())
+                    .filter_map(|i| dataset.angles(i).map(|a| a.yaw))
+                    .collect();
+                let mut paa = paa.clone();
+                paa.mapping = paa.mapping.with_histogram(&yaws)?;
+                MarginHeadConfig::Paa(paa)
+            }
             other => other.clone(),
         };
         let mut head = MarginHead::new(head_config)?;
@@ -279,6 +294,7 @@ impl Trainer {
         let mut optim = sgd(&config.optim).init();
         let mut optim_pose = sgd(&config.optim).init();
         let mut start_step = 0;
+        let mut prior_train_seconds = 0.0;
         let run_dir = config.run_dir();
         match Checkpoint::latest(&run_dir)? {
             Some(ckpt) if resume => {
@@ -313,6 +329,7 @@ impl Trainer {
                 }
                 head.set_state(state.head);
                 start_step = state.step;
+                prior_train_seconds = state.train_seconds;
             }
             Some(ckpt) => {
                 return Err(TrainError::Data(format!(
@@ -357,6 +374,7 @@ impl Trainer {
             optim,
             optim_pose,
             start_step,
+            prior_train_seconds,
             val,
             warnings,
         })
@@ -564,7 +582,7 @@ impl Trainer {
             }
             let c = self.config.checkpoint.every_steps;
             if (c > 0 && done.is_multiple_of(c)) || done == o.steps {
-                let dir = self.save_checkpoint(done)?;
+                let dir = self.save_checkpoint(done, self.prior_train_seconds + train_seconds)?;
                 observer.checkpointed(done, &dir);
                 last_checkpoint = Some(dir);
             }
@@ -648,6 +666,7 @@ impl Trainer {
             final_loss,
             images_per_second: (losses.len() * o.batch_size) as f64 / train_seconds.max(1e-9),
             seconds: started.elapsed().as_secs_f64(),
+            train_seconds: self.prior_train_seconds + train_seconds,
             verification,
             pixel_baseline,
             orthogonality,
@@ -661,6 +680,12 @@ impl Trainer {
                 .as_bytes(),
         )?;
         Ok(summary)
+    }
+
+    /// The margin head as built: a `frequency` PAA mapping given without a histogram has the
+    /// training set's.
+    pub fn head(&self) -> &MarginHead {
+        &self.head
     }
 
     /// The inference backbone: PoseFace's `W_id` folded into it so that its output is the
@@ -798,11 +823,12 @@ impl Trainer {
             .collect()
     }
 
-    fn save_checkpoint(&self, step: usize) -> Result<PathBuf, TrainError> {
+    fn save_checkpoint(&self, step: usize, train_seconds: f64) -> Result<PathBuf, TrainError> {
         let model = self.model.as_ref().expect("model present");
         let state = CheckpointState {
             step,
             head: self.head.state(),
+            train_seconds,
         };
         let pose_head = self.pose.as_ref().map(|m| m.valid());
         let optimizers = [

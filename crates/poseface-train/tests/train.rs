@@ -118,6 +118,48 @@ fn trains_checkpoints_and_resumes_on_tiny_synthetic_faces() {
     // Weights, optimiser momentum, centres, head state, data order and negatives all come
     // back: the resumed steps repeat the uninterrupted run's exactly.
     assert_eq!(rec.losses[..], uninterrupted[8..]);
+    // The training cost adds up over sessions: the checkpoint at step 8 carried the first
+    // session's 8 steps, this session trained 4.
+    let this_session = (4 * 16) as f64 / summary.images_per_second;
+    assert!(
+        summary.train_seconds > 1.5 * this_session,
+        "{} s in all, {this_session} s in this session",
+        summary.train_seconds
+    );
+}
+
+#[test]
+fn a_frequency_mapping_takes_the_training_sets_histogram() {
+    use poseface_data::augment::AugmentConfig;
+    use poseface_data::dataset::FaceDataset;
+    use poseface_loss::{MarginHeadConfig, PoseMapping};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    tiny_data(&data);
+    let head =
+        "kind = \"paa\"\nmapping = { kind = \"frequency\", edges = [0.0, 30.0, 60.0, 90.0] }";
+    let trainer = Trainer::new(
+        config(&data, &tmp.path().join("runs"), head, &[]),
+        &Device::default(),
+        false,
+    )
+    .unwrap();
+    // Share of the training faces per |yaw| bin, counted here from the sidecar's angles.
+    let set = FaceDataset::open(&data, AugmentConfig::none(), 0).unwrap();
+    let mut counts = [0f32; 3];
+    for i in 0..set.len() {
+        let yaw = set.angles(i).unwrap().yaw.abs();
+        counts[((yaw / 30.0) as usize).min(2)] += 1.0;
+    }
+    let want: Vec<f32> = counts.iter().map(|c| c / set.len() as f32).collect();
+    let MarginHeadConfig::Paa(paa) = trainer.head().config() else {
+        panic!("{:?}", trainer.head().config())
+    };
+    let PoseMapping::Frequency { probabilities, .. } = &paa.mapping else {
+        panic!("{:?}", paa.mapping)
+    };
+    assert_eq!(probabilities, &want);
+    assert!(want[2] < want[0], "the tiny set is frontal-heavy: {want:?}");
 }
 
 #[test]

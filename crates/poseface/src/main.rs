@@ -35,6 +35,8 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Pose left in a run's identity embedding (ridge probes to yaw and pitch).
     Probe(cmd::probe::ProbeArgs),
+    /// Runs side by side: tables grouped by method across seeds, and plots.
+    Report(cmd::report::ReportArgs),
     /// Landmark autoencoder: `poseface lae train --out FILE`.
     Lae {
         #[command(subcommand)]
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => cmd::eval::run(args),
         Command::Lae { command } => cmd::lae::run(command),
         Command::Probe(args) => cmd::probe::run(args),
+        Command::Report(args) => cmd::report::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -552,6 +552,104 @@ fn train_then_embed_then_verify_a_tiny_run() {
         assert!((cli - run).abs() < 1e-9, "{key}: {cli} vs {run}");
     }
     assert!(p["orthogonality"].is_null(), "{p}");
+
+    // `eval --ijb` equals aligning the loose crops, embedding them with their mirror images
+    // and scoring the embeddings with `verify --ijb` (whose protocol the reference checks).
+    use poseface::data::{IjbMeta, IjbTarget, align_face, decode_rgb};
+    let ijb_root = data.join("ijb");
+    let meta = IjbMeta::open(&ijb_root, IjbTarget::IjbC).unwrap();
+    let faces: Vec<_> = meta
+        .landmarks
+        .names
+        .iter()
+        .zip(&meta.landmarks.points)
+        .map(|(name, five)| {
+            let bytes = std::fs::read(ijb_root.join("loose_crop").join(name)).unwrap();
+            align_face(&decode_rgb(&bytes, name).unwrap(), five)
+                .unwrap()
+                .0
+        })
+        .collect();
+    let device = burn::tensor::Device::default();
+    let embedder = poseface::train::Embedder::from_run(&run_dir, &device).unwrap();
+    let values = embedder.embed_images(&faces, true, 64).unwrap();
+    let npy = tmp.path().join("ijb.npy");
+    write_npy(&npy, faces.len(), embedder.dim(), &values);
+    let v = poseface(&[
+        "verify",
+        "--ijb",
+        ijb_root.to_str().unwrap(),
+        "--target",
+        "IJBC",
+        "--embeddings",
+        npy.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    let eval_ijb = |extra: &[&str], report: &std::path::Path| {
+        let mut args = vec![
+            "eval",
+            "--run",
+            run_dir.to_str().unwrap(),
+            "--ijb",
+            ijb_root.to_str().unwrap(),
+            "--target",
+            "IJBC",
+            "--report",
+            report.to_str().unwrap(),
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let e = poseface(&args);
+        assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+        let e: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+        e["ijb"].clone()
+    };
+    let listed = eval_ijb(&[], &tmp.path().join("ijb-listed"));
+    for (k, far) in ["1e-6", "1e-5", "1e-4", "1e-3", "1e-2", "1e-1"]
+        .iter()
+        .enumerate()
+    {
+        let want = v["tar_at_far"][far].as_f64().unwrap();
+        let got = listed["tar_at_far"][k]["tar"].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-12, "TAR@{far}: {got} vs {want}");
+    }
+    // Every template pair: the listed genuine pairs stay genuine, all the rest are impostors.
+    let ijb_report = run_dir.join("ijb");
+    let all = eval_ijb(&["--all-pairs"], &ijb_report);
+    let t = all["templates"].as_u64().unwrap();
+    let listed_genuine = meta.pairs.labels.iter().filter(|&&l| l == 1).count() as u64;
+    assert_eq!(all["genuine"].as_u64().unwrap(), listed_genuine);
+    assert_eq!(
+        all["genuine"].as_u64().unwrap() + all["impostors"].as_u64().unwrap(),
+        t * (t - 1) / 2
+    );
+    assert!(ijb_report.join("report.json").is_file());
+
+    // `report` reads the run and the evaluation written under it.
+    let results = tmp.path().join("compare/RESULTS.md");
+    let r = poseface(&[
+        "report",
+        run_dir.to_str().unwrap(),
+        "--out",
+        results.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let md = std::fs::read_to_string(&results).unwrap();
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| cli | – |"))
+        .unwrap_or_else(|| panic!("{md}"));
+    assert!(row.contains(&format!("| {:.2} |", 100.0 * run)), "{row}");
+    let tar3 = all["tar_at_far"][3]["tar"].as_f64().unwrap();
+    assert!(md.contains(&format!("| {:.2} |", 100.0 * tar3)), "{md}");
+    for plot in ["accuracy_by_pose.svg", "ijb_roc.svg"] {
+        assert!(
+            tmp.path().join("compare/RESULTS").join(plot).is_file(),
+            "{plot}"
+        );
+    }
 }
 
 #[test]

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use poseface_data::folder_pairs::{PairsConfig, folder_pairs};
 use poseface_data::inspect::inspect;
 use poseface_data::pack::pack_image_folder;
 
@@ -15,6 +16,9 @@ pub enum DataCommand {
     Inspect(InspectArgs),
     /// Pack an ImageFolder into RecordIO (`train.rec`, `train.idx`, `property`, pose sidecar).
     Pack(PackArgs),
+    /// Verification pairs (a `.bin`) from an ImageFolder of unaligned faces: a fixed crop
+    /// resized to 112×112; all pairs within identities, or a gallery image against probes.
+    Pairs(PairsArgs),
     /// Render a synthetic dataset with ground-truth identity, landmarks and pose (RecordIO +
     /// sidecar, verification .bin pair sets, an IJB-style set), and/or a montage.
     Synth(super::synth::SynthArgs),
@@ -44,13 +48,62 @@ pub struct PackArgs {
     json: bool,
 }
 
+/// Arguments of `poseface data pairs`.
+#[derive(Args)]
+pub struct PairsArgs {
+    /// The ImageFolder root (`root/<identity>/<image>`).
+    #[arg(long)]
+    images: PathBuf,
+    /// The output `.bin`.
+    #[arg(long)]
+    out: PathBuf,
+    /// `x,y,width,height` cut from every image before resizing to 112×112.
+    #[arg(long, value_delimiter = ',')]
+    crop: Option<Vec<u32>>,
+    /// File stem of each identity's gallery image (e.g. `00`); without it, all pairs.
+    #[arg(long, requires = "probes")]
+    gallery: Option<String>,
+    /// File stems of the probe images, comma-separated (e.g. `02,03`).
+    #[arg(long, value_delimiter = ',')]
+    probes: Vec<String>,
+    /// Seed of the impostor draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
 /// Runs a `data` subcommand.
 pub fn run(command: DataCommand) -> Result<()> {
     match command {
         DataCommand::Inspect(a) => run_inspect(a),
         DataCommand::Pack(a) => run_pack(a),
+        DataCommand::Pairs(a) => run_pairs(a),
         DataCommand::Synth(a) => super::synth::run(a),
     }
+}
+
+fn run_pairs(a: PairsArgs) -> Result<()> {
+    let crop = match a.crop.as_deref() {
+        None => None,
+        Some(&[x, y, w, h]) => Some([x, y, w, h]),
+        Some(c) => anyhow::bail!("--crop takes x,y,width,height; got {} values", c.len()),
+    };
+    let folder = poseface_data::image_folder::ImageFolder::open(&a.images)?;
+    let config = PairsConfig {
+        crop,
+        gallery: a.gallery,
+        probes: a.probes,
+        seed: a.seed,
+    };
+    let set = folder_pairs(&folder, &config)?;
+    set.write(&a.out)?;
+    println!(
+        "{} pairs ({} genuine) of {} identities → {}",
+        set.pairs(),
+        set.positives(),
+        folder.identities().len(),
+        a.out.display()
+    );
+    Ok(())
 }
 
 fn run_inspect(a: InspectArgs) -> Result<()> {

@@ -8,6 +8,7 @@ pub mod eval;
 pub mod lae;
 pub mod pose;
 pub mod probe;
+pub mod report;
 pub mod synth;
 pub mod train;
 pub mod verify;

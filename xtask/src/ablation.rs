@@ -1,0 +1,222 @@
+//! `cargo xtask ablation`: every config of `configs/ablation/` trained with each seed, each
+//! run evaluated on the synthetic IJB-style set and the real faces at hand, and
+//! `docs/RESULTS.md` generated from the runs' reports.
+//!
+//! Resumable: a finished run (`summary.json`) is not trained again, a run with checkpoints
+//! continues from its latest one, and an evaluation whose `report.json` exists is skipped. So
+//! the command can be stopped at any time and started again.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use crate::train::{SYNTH_DIR, ensure_lae, ensure_synth};
+
+/// Where the runs go (the configs' `runs_dir`).
+const RUNS: &str = "runs/ablation";
+/// Verification sets built from the real faces beside the checkout.
+const REAL: &str = "datasets/generated/real";
+
+/// A real-face pair set: name, ImageFolder under `../shared/data`, `poseface data pairs`
+/// options. The crops put the eyes near the ArcFace template's; see docs/RESULTS.md.
+const REAL_SETS: [(&str, &str, &[&str]); 2] = [
+    ("orl", "orl", &["--crop", "0,9,92,92"]),
+    (
+        "imm",
+        "imm",
+        &[
+            "--crop",
+            "16,8,32,32",
+            "--gallery",
+            "00",
+            "--probes",
+            "02,03",
+        ],
+    ),
+];
+
+/// Arguments of `cargo xtask ablation`.
+#[derive(Args)]
+pub struct AblationArgs {
+    /// The study's configs, one method each, in table order.
+    #[arg(long, default_value = "configs/ablation")]
+    configs: PathBuf,
+    /// Seeds, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
+    seeds: Vec<u64>,
+    /// Only these methods (config names without the order prefix; repeatable).
+    #[arg(long)]
+    only: Vec<String>,
+    /// Train nothing: evaluate the finished runs and write the report.
+    #[arg(long)]
+    no_train: bool,
+    /// Device (`cpu`, or a GPU backend compiled in with `--features`).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+/// One config of the study.
+struct Method {
+    /// `configs/ablation/NN-name.toml`.
+    config: PathBuf,
+    /// The config's `name`.
+    name: String,
+}
+
+fn methods(dir: &Path, only: &[String]) -> Result<Vec<Method>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for config in files {
+        let text = std::fs::read_to_string(&config)?;
+        let table: toml::Table =
+            toml::from_str(&text).with_context(|| format!("{}", config.display()))?;
+        let name = table
+            .get("name")
+            .and_then(|n| n.as_str())
+            .with_context(|| format!("{}: no name", config.display()))?
+            .to_string();
+        if only.is_empty() || only.contains(&name) {
+            out.push(Method { config, name });
+        }
+    }
+    if out.is_empty() {
+        bail!("no configs in {} (or none named by --only)", dir.display());
+    }
+    Ok(out)
+}
+
+/// Runs the study (see the module docs).
+pub fn run(a: AblationArgs) -> Result<()> {
+    let root = crate::workspace_root();
+    std::env::set_current_dir(&root)?;
+    let methods = methods(&a.configs, &a.only)?;
+    ensure_synth(&root.join(SYNTH_DIR), "small", false)?;
+    for m in &methods {
+        ensure_lae(&m.config)?;
+    }
+    // One build, then the binary itself: editing sources while the study runs does not
+    // rebuild under it.
+    crate::run_cmd(Command::new(env!("CARGO")).args(["build", "--release", "-p", "poseface"]))?;
+    let bin = root.join("target/release/poseface");
+    let real = real_sets(&bin)?;
+    let total = methods.len() * a.seeds.len();
+    let mut k = 0;
+    for &seed in &a.seeds {
+        for m in &methods {
+            k += 1;
+            let name = format!("{}-s{seed}", m.name);
+            let run = root.join(RUNS).join(&name);
+            if !run.join("summary.json").is_file() {
+                if a.no_train {
+                    continue;
+                }
+                println!("\n[{k}/{total}] training {name} …");
+                crate::run_cmd(Command::new(&bin).args([
+                    "train",
+                    "--config",
+                    &m.config.to_string_lossy(),
+                    "--set",
+                    &format!("seed={seed}"),
+                    "--set",
+                    &format!("name={name}"),
+                    "--device",
+                    &a.device,
+                    "--resume",
+                ]))?;
+            }
+            evaluate(
+                &bin,
+                &run,
+                &real,
+                &a.device,
+                &format!("[{k}/{total}] {name}"),
+            )?;
+        }
+    }
+    report(&bin, &methods, &a.seeds)
+}
+
+/// Builds the real-face pair sets whose images are at hand; returns those that exist.
+fn real_sets(bin: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for (name, folder, options) in REAL_SETS {
+        let set = PathBuf::from(REAL).join(format!("{name}.bin"));
+        let images = PathBuf::from("../shared/data").join(folder);
+        if !set.is_file() {
+            if !images.is_dir() {
+                println!(
+                    "{} is absent: the runs are not evaluated on {name}",
+                    images.display()
+                );
+                continue;
+            }
+            let mut cmd = Command::new(bin);
+            cmd.args(["data", "pairs", "--images"]).arg(&images);
+            cmd.arg("--out").arg(&set).args(options);
+            crate::run_cmd(&mut cmd)?;
+        }
+        out.push(set);
+    }
+    Ok(out)
+}
+
+/// IJB-style 1:1 on every template pair, then the real-face sets; each skipped when done.
+fn evaluate(bin: &Path, run: &Path, real: &[PathBuf], device: &str, label: &str) -> Result<()> {
+    let ijb = run.join("ijb");
+    if !ijb.join("report.json").is_file() {
+        println!("{label}: IJB-style 1:1 …");
+        let mut cmd = Command::new(bin);
+        cmd.args(["eval", "--run"]).arg(run);
+        cmd.args(["--ijb", &format!("{SYNTH_DIR}/ijb"), "--target", "IJBC"]);
+        cmd.args(["--all-pairs", "--device", device, "--report"])
+            .arg(&ijb);
+        crate::run_cmd(&mut cmd)?;
+    }
+    let dir = run.join("real");
+    if !real.is_empty() && !dir.join("report.json").is_file() {
+        println!("{label}: real faces …");
+        let mut cmd = Command::new(bin);
+        cmd.args(["eval", "--run"]).arg(run);
+        for set in real {
+            cmd.arg("--bin").arg(set);
+        }
+        cmd.args(["--device", device, "--report"]).arg(&dir);
+        crate::run_cmd(&mut cmd)?;
+    }
+    Ok(())
+}
+
+/// `docs/RESULTS.md` and its plots from every finished run, methods in config order.
+fn report(bin: &Path, methods: &[Method], seeds: &[u64]) -> Result<()> {
+    let mut runs = Vec::new();
+    for m in methods {
+        for seed in seeds {
+            let run = PathBuf::from(RUNS).join(format!("{}-s{seed}", m.name));
+            if run.join("summary.json").is_file() {
+                runs.push(run);
+            }
+        }
+    }
+    if runs.is_empty() {
+        bail!("no finished runs in {RUNS}");
+    }
+    let mut cmd = Command::new(bin);
+    cmd.arg("report").args(&runs);
+    cmd.args(["--out", "docs/RESULTS.md", "--plots", "docs/results"]);
+    for (flag, file) in [
+        ("--header", "configs/ablation/README.md"),
+        ("--footer", "docs/results/conclusion.md"),
+    ] {
+        if Path::new(file).is_file() {
+            cmd.args([flag, file]);
+        }
+    }
+    crate::run_cmd(&mut cmd)
+}
