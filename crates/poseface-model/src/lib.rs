@@ -38,6 +38,7 @@ pub mod import;
 pub mod iresnet;
 pub mod mobilefacenet;
 pub mod param_ids;
+pub mod pose_aware;
 pub mod pose_module;
 pub mod pose_regressor;
 
@@ -48,5 +49,6 @@ pub use import::{ImportError, load_insightface, save_insightface};
 pub use iresnet::{IResNet, IResNetConfig, IResNetDepth};
 pub use mobilefacenet::{MobileFaceNet, MobileFaceNetConfig};
 pub use param_ids::stable_param_ids;
+pub use pose_aware::{PoseAwareHeads, PoseAwareHeadsConfig, pose_groups};
 pub use pose_module::PoseModule;
 pub use pose_regressor::{PoseRegressor, PoseRegressorConfig};

@@ -20,7 +20,7 @@ use crate::config::ExperimentConfig;
 use crate::method::MethodConfig;
 use burn::module::Module;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use poseface_model::{Dream, DreamConfig};
+use poseface_model::{Dream, DreamConfig, PoseAwareHeads, PoseAwareHeadsConfig};
 
 /// Side of the aligned faces the embedder takes.
 pub const ALIGNED: usize = 112;
@@ -33,6 +33,8 @@ pub struct Embedder {
     embedding_size: usize,
     /// DREAM's residual block, applied to the backbone embedding.
     dream: Option<Dream>,
+    /// PAMs-style pose-aware heads, fused after the backbone.
+    pose_aware: Option<PoseAwareHeads>,
     device: Device,
 }
 
@@ -53,6 +55,10 @@ impl Embedder {
         let export = Exported::read(run_dir)?.unwrap_or(Exported {
             embedding_size: backbone.embedding_size,
             dream: matches!(config.method, MethodConfig::Dream(_)),
+            pose_aware_heads: match &config.method {
+                MethodConfig::Pams(p) => p.splits.len() + 1,
+                _ => 0,
+            },
         });
         let backbone = BackboneConfig {
             embedding_size: export.embedding_size,
@@ -66,6 +72,15 @@ impl Embedder {
                 &embedder.device,
             )?;
             return Ok(embedder.with_dream(dream));
+        }
+        if export.pose_aware_heads > 0 {
+            let heads = load_pose_aware(
+                &run_dir.join(POSE_AWARE_FILE),
+                backbone.embedding_size,
+                export.pose_aware_heads,
+                &embedder.device,
+            )?;
+            return Ok(embedder.with_pose_aware(heads));
         }
         Ok(embedder)
     }
@@ -97,6 +112,7 @@ impl Embedder {
             input_size,
             embedding_size,
             dream: None,
+            pose_aware: None,
             device: device.clone().inner(),
         }
     }
@@ -107,9 +123,18 @@ impl Embedder {
         self
     }
 
+    /// Applies PAMs-style pose-aware heads after the backbone and fuses their outputs
+    /// (moved to the embedder's device).
+    pub fn with_pose_aware(mut self, heads: PoseAwareHeads) -> Self {
+        self.pose_aware = Some(heads.to_device(&self.device));
+        self
+    }
+
     /// Embedding size.
     pub fn dim(&self) -> usize {
-        self.embedding_size
+        self.pose_aware
+            .as_ref()
+            .map_or(self.embedding_size, |h| h.fused_size(self.embedding_size))
     }
 
     /// Side of the square input the backbone takes (faces are pooled to it).
@@ -139,19 +164,20 @@ impl Embedder {
         Ok(self.embed_normalised(&chw, flip, batch))
     }
 
-    /// Backbone, then DREAM's block when present.
+    /// Backbone, then DREAM's block or the fused pose-aware heads when present.
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let e = self.model.forward(x);
-        match &self.dream {
-            Some(d) => d.forward(e),
-            None => e,
+        match (&self.dream, &self.pose_aware) {
+            (Some(d), _) => d.forward(e),
+            (None, Some(h)) => h.forward_fused(e),
+            (None, None) => e,
         }
     }
 
     /// Embeds faces already normalised to `[3, 112, 112]` floats, concatenated.
     pub fn embed_normalised(&self, chw: &[f32], flip: bool, batch: usize) -> Vec<f32> {
         let per = 3 * ALIGNED * ALIGNED;
-        let mut out = Vec::with_capacity(chw.len() / per * self.embedding_size);
+        let mut out = Vec::with_capacity(chw.len() / per * self.dim());
         for chunk in chw.chunks(per * batch.max(1)) {
             let n = chunk.len() / per;
             let x = Tensor::<4>::from_data(
@@ -176,6 +202,9 @@ pub struct Exported {
     pub embedding_size: usize,
     /// Whether `dream.safetensors` follows the backbone.
     pub dream: bool,
+    /// Number of PAMs-style heads in `pose_aware.safetensors` after the backbone (0: none).
+    #[serde(default)]
+    pub pose_aware_heads: usize,
 }
 
 impl Exported {
@@ -199,12 +228,36 @@ impl Exported {
 /// File of a DREAM run's block, beside `model.safetensors`.
 pub const DREAM_FILE: &str = "dream.safetensors";
 
-/// Writes DREAM's block (burn's tensor names).
-pub fn save_dream(dream: &Dream, path: &Path) -> Result<(), TrainError> {
+/// File of a PAMs-style run's heads, beside `model.safetensors`.
+pub const POSE_AWARE_FILE: &str = "pose_aware.safetensors";
+
+/// Writes a block that follows the backbone (burn's tensor names).
+fn save_block<M: Module>(block: &M, path: &Path) -> Result<(), TrainError> {
     let mut store = SafetensorsStore::from_file(path).overwrite(true);
-    dream
+    block
         .save_into(&mut store)
         .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))
+}
+
+/// Reads a block into `block`, built with the expected shapes; `what` names it in errors.
+fn load_block<M: Module>(mut block: M, path: &Path, what: &str) -> Result<M, TrainError> {
+    let bad = |m: String| TrainError::Data(format!("{}: {m}", path.display()));
+    let mut store = SafetensorsStore::from_file(path);
+    let result = block
+        .load_from(&mut store)
+        .map_err(|e| bad(e.to_string()))?;
+    if !result.is_success() || !result.missing.is_empty() {
+        return Err(bad(format!(
+            "not {what}: missing {:?}, errors {:?}",
+            result.missing, result.errors
+        )));
+    }
+    Ok(block)
+}
+
+/// Writes DREAM's block (burn's tensor names).
+pub fn save_dream(dream: &Dream, path: &Path) -> Result<(), TrainError> {
+    save_block(dream, path)
 }
 
 /// Reads DREAM's block for embeddings of `embedding_size`.
@@ -213,19 +266,25 @@ pub fn load_dream(
     embedding_size: usize,
     device: &Device,
 ) -> Result<Dream, TrainError> {
-    let bad = |m: String| TrainError::Data(format!("{}: {m}", path.display()));
-    let mut dream = DreamConfig::new(embedding_size).init(device);
-    let mut store = SafetensorsStore::from_file(path);
-    let result = dream
-        .load_from(&mut store)
-        .map_err(|e| bad(e.to_string()))?;
-    if !result.is_success() || !result.missing.is_empty() {
-        return Err(bad(format!(
-            "not a DREAM block for {embedding_size}-d embeddings: missing {:?}, errors {:?}",
-            result.missing, result.errors
-        )));
-    }
-    Ok(dream)
+    let what = format!("a DREAM block for {embedding_size}-d embeddings");
+    load_block(DreamConfig::new(embedding_size).init(device), path, &what)
+}
+
+/// Writes PAMs-style pose-aware heads (burn's tensor names).
+pub fn save_pose_aware(heads: &PoseAwareHeads, path: &Path) -> Result<(), TrainError> {
+    save_block(heads, path)
+}
+
+/// Reads `heads` pose-aware heads for embeddings of `embedding_size`.
+pub fn load_pose_aware(
+    path: &Path,
+    embedding_size: usize,
+    heads: usize,
+    device: &Device,
+) -> Result<PoseAwareHeads, TrainError> {
+    let what = format!("{heads} pose-aware heads for {embedding_size}-d embeddings");
+    let block = PoseAwareHeadsConfig::new(embedding_size, heads).init(device);
+    load_block(block, path, &what)
 }
 
 fn to_vec(t: Tensor<2>) -> Vec<f32> {

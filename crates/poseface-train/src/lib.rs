@@ -40,6 +40,6 @@ pub mod verifier;
 pub use config::ExperimentConfig;
 pub use embed::Embedder;
 pub use error::TrainError;
-pub use method::{MethodConfig, PoseFaceConfig, PoseRegressionConfig, PoseTarget};
+pub use method::{MethodConfig, PamsConfig, PoseFaceConfig, PoseRegressionConfig, PoseTarget};
 pub use trainer::{PoseLandmarkNme, RunInfo, StepLog, TrainObserver, TrainSummary, Trainer};
 pub use verifier::{VerificationSet, VerifyReport};

@@ -11,7 +11,12 @@
 //!   encode pose, the opposite of disentanglement. Inference uses the embedding alone;
 //! - `dream`: DREAM's yaw-gated residual `e = f + Y(yaw)·R(f)` on the embedding, the gate
 //!   driven by the known yaw in training and by a linear yaw estimate (trained with
-//!   `λ_pose·‖â − a‖²`) at inference.
+//!   `λ_pose·‖â − a‖²`) at inference;
+//! - `pams`: PAMs-style pose-aware heads. One linear head per |yaw| group (split at
+//!   `splits`, default 30° and 60°: frontal, half-profile, profile) on the shared embedding;
+//!   a face trains through its group's head, and at test time the unit-normalised outputs of
+//!   all heads are concatenated (scaled by 1/√K), so that a pair's cosine is the mean of the
+//!   heads' cosines: PAMs' score fusion.
 //!
 //! Without poses in the training data (no sidecar), every method but `plain` is switched off
 //! with a warning.
@@ -37,6 +42,23 @@ pub enum MethodConfig {
     /// DREAM's yaw-gated residual on the embedding.
     #[serde(rename = "dream")]
     Dream(PoseRegressionConfig),
+    /// PAMs-style pose-aware heads with score fusion.
+    #[serde(rename = "pams")]
+    Pams(PamsConfig),
+}
+
+/// PAMs-style pose-aware heads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PamsConfig {
+    /// |yaw| limits in degrees between the pose groups, increasing; one head more than
+    /// limits.
+    #[serde(default = "default_splits")]
+    pub splits: Vec<f32>,
+}
+
+fn default_splits() -> Vec<f32> {
+    vec![30.0, 60.0]
 }
 
 /// The pose regression term of `multitask` and `dream`.
@@ -93,11 +115,21 @@ impl MethodConfig {
             Self::PoseFace(_) => "poseface",
             Self::Multitask(_) => "multitask",
             Self::Dream(_) => "dream",
+            Self::Pams(_) => "pams",
         }
     }
 
     /// Range checks.
     pub fn validate(&self) -> Result<(), String> {
+        if let Self::Pams(p) = self {
+            let increasing = p.splits.windows(2).all(|w| w[0] < w[1]);
+            if !increasing || p.splits.iter().any(|s| !(*s > 0.0 && *s < 90.0)) {
+                return Err(format!(
+                    "method.splits = {:?} must increase strictly within (0°, 90°)",
+                    p.splits
+                ));
+            }
+        }
         if let Self::PoseFace(p) = self {
             for (key, v) in [
                 ("method.lambda_orth", p.lambda_orth),
@@ -139,6 +171,15 @@ mod tests {
         };
         assert_eq!((p.lambda_orth, p.lambda_pose), (1.0, 0.5));
         assert_eq!(p.pose_target, PoseTarget::Decoder);
+        let pams: MethodConfig = toml::from_str("kind = \"pams\"").unwrap();
+        assert_eq!(
+            pams,
+            MethodConfig::Pams(PamsConfig {
+                splits: vec![30.0, 60.0]
+            })
+        );
+        let bad: MethodConfig = toml::from_str("kind = \"pams\"\nsplits = [60.0, 30.0]").unwrap();
+        assert!(bad.validate().unwrap_err().contains("must increase"));
         assert!(
             toml::from_str::<MethodConfig>("kind = \"poseface\"\nlae = \"x\"\nlambda = 1").is_err()
         );

@@ -13,7 +13,7 @@ use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig};
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor, TensorData};
 use poseface_data::batch::FaceBatcher;
 use poseface_data::dataset::{FaceDataset, FaceStorage, epoch_permutation};
 use poseface_landmark::LandmarkAutoencoder;
@@ -25,7 +25,8 @@ use poseface_loss::{orthogonality, pose_loss};
 use poseface_model::backbone::{Backbone, BackboneConfig};
 use poseface_model::pose_regressor::ANGLE_UNIT;
 use poseface_model::{
-    DisentangledHeadConfig, DreamConfig, PoseModule, PoseRegressorConfig, stable_param_ids,
+    DisentangledHeadConfig, DreamConfig, PoseAwareHeadsConfig, PoseModule, PoseRegressorConfig,
+    pose_groups, stable_param_ids,
 };
 use serde::{Deserialize, Serialize};
 
@@ -223,6 +224,9 @@ impl Trainer {
                 PoseRegressorConfig::new(e).init(&device),
             )),
             MethodConfig::Dream(_) => Some(PoseModule::Dream(DreamConfig::new(e).init(&device))),
+            MethodConfig::Pams(p) => Some(PoseModule::PoseAware(
+                PoseAwareHeadsConfig::new(e, p.splits.len() + 1).init(&device),
+            )),
             MethodConfig::PoseFace(_) if dataset.landmark_points() != Some(68) => {
                 warnings.push(format!(
                     "{}'s pose sidecar holds {} landmarks per face, not 68: the poseface pose \
@@ -473,6 +477,24 @@ impl Trainer {
                     let yaw = angles.clone().narrow(1, 0, 1) * ANGLE_UNIT; // [B, 1] degrees
                     (d.forward_with_yaw(feature, yaw), Aux::Angles(predicted))
                 }
+                // PAMs: each face through the head of its |yaw| group.
+                Some(PoseModule::PoseAware(h)) => {
+                    let splits = match &self.config.method {
+                        MethodConfig::Pams(p) => p.splits.as_slice(),
+                        _ => &[],
+                    };
+                    let yaws: Vec<f32> = pose.iter().map(|a| a[0]).collect();
+                    let k = h.len();
+                    let mut onehot = vec![0f32; yaws.len() * k];
+                    for (i, g) in pose_groups(&yaws, splits).into_iter().enumerate() {
+                        onehot[i * k + g.min(k - 1)] = 1.0;
+                    }
+                    let groups = Tensor::<2>::from_data(
+                        TensorData::new(onehot, [yaws.len(), k]),
+                        &self.device,
+                    ); // [B, K]
+                    (h.forward_grouped(feature, groups), Aux::None)
+                }
                 None => (feature, Aux::None),
             };
             let sampled = self.centres.sample(&labels)?;
@@ -614,9 +636,18 @@ impl Trainer {
             if let Some(PoseModule::Dream(d)) = &self.pose {
                 crate::embed::save_dream(&d.valid(), &run_dir.join(crate::embed::DREAM_FILE))?;
             }
+            let mut pose_aware_heads = 0;
+            if let Some(PoseModule::PoseAware(h)) = &self.pose {
+                pose_aware_heads = h.len();
+                crate::embed::save_pose_aware(
+                    &h.valid(),
+                    &run_dir.join(crate::embed::POSE_AWARE_FILE),
+                )?;
+            }
             let export = crate::embed::Exported {
                 embedding_size: self.identity_size(),
                 dream,
+                pose_aware_heads,
             };
             poseface_data::fsutil::write_atomic(
                 &run_dir.join(crate::embed::Exported::FILE),
@@ -708,6 +739,7 @@ impl Trainer {
         );
         match &self.pose {
             Some(PoseModule::Dream(d)) => embedder.with_dream(d.valid()),
+            Some(PoseModule::PoseAware(h)) => embedder.with_pose_aware(h.valid()),
             _ => embedder,
         }
     }

@@ -422,3 +422,48 @@ fn a_sidecar_with_landmarks_only_gets_its_angles_estimated() {
         errors.len()
     );
 }
+
+#[test]
+fn pams_heads_resume_exactly_and_export_fused_embeddings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    tiny_data(&data);
+    let device = Device::default().autodiff();
+    let method = "kind = \"pams\"\nsplits = [20.0, 50.0]";
+    let run = |runs: &Path, stop_after: Option<usize>, resume: bool| {
+        let c = config_with(&data, runs, method, &["name=\"pams\"", "optim.steps=6"]);
+        let mut trainer = Trainer::new(c, &device, resume).unwrap();
+        let mut rec = Record {
+            stop_after,
+            ..Record::default()
+        };
+        trainer.run(&mut rec).unwrap();
+        (trainer, rec)
+    };
+    let (whole, uninterrupted) = run(&tmp.path().join("a"), None, false);
+    let runs = tmp.path().join("b");
+    run(&runs, Some(4), false);
+    let (_, resumed) = run(&runs, None, true);
+    // The heads' weights and optimiser state come back with the checkpoint at step 4.
+    assert_eq!(losses(&resumed), losses(&uninterrupted)[4..]);
+    for log in &uninterrupted.logs {
+        assert_eq!(log.terms.len(), 1, "{log:?}");
+    }
+    // Three heads exported; the fused embedding is three unit-normalised 32-d parts scaled
+    // by 1/√3, the same from the files as from the trainer.
+    let run_dir = tmp.path().join("a/pams");
+    assert!(run_dir.join("pose_aware.safetensors").is_file());
+    let from_files = Embedder::from_run(&run_dir, &Device::default()).unwrap();
+    assert_eq!(from_files.dim(), 96);
+    let face = image::RgbImage::from_fn(112, 112, |x, y| image::Rgb([(x * y) as u8, 90, 30]));
+    let face = std::slice::from_ref(&face);
+    let e = from_files.embed_images(face, false, 1).unwrap();
+    for part in e.chunks(32) {
+        let norm: f32 = part.iter().map(|v| v * v).sum();
+        assert!((norm - 1.0 / 3.0).abs() < 1e-4, "{norm}");
+    }
+    let live = whole.embedder().embed_images(face, false, 1).unwrap();
+    for (a, b) in e.iter().zip(&live) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+}
