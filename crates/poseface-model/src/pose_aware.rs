@@ -139,10 +139,19 @@ mod tests {
     fn each_face_takes_its_groups_head_in_training() {
         let device = Device::default();
         let h = heads(&device);
-        let x = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 3.0, 1.0, 3.0], [2, 2]), &device);
-        let groups =
-            Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 0.0, 0.0, 1.0], [2, 2]), &device);
-        let out = h.forward_grouped(x, groups).into_data().try_to_vec::<f32>().unwrap();
+        let x = Tensor::<2>::from_data(
+            TensorData::new(vec![1.0f32, 3.0, 1.0, 3.0], [2, 2]),
+            &device,
+        );
+        let groups = Tensor::<2>::from_data(
+            TensorData::new(vec![1.0f32, 0.0, 0.0, 1.0], [2, 2]),
+            &device,
+        );
+        let out = h
+            .forward_grouped(x, groups)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(out, vec![2.0, 6.0, 3.0, 4.0]);
     }
 
