@@ -1,12 +1,19 @@
 #!/usr/bin/env python3
-"""NumPy peer of poseface-eval's `ten_fold_6000` benchmark.
+"""NumPy peer of poseface-eval's `ten_fold_6000` and `ijbc_1to1` benchmarks.
 
-Written for this project: insightface's 10-fold verification as its ``verification.py``
-computes it (a Python loop over 400 accuracy thresholds and 4,000 VAL thresholds per fold,
-NumPy inside), on 6,000 random pairs of 512-d normalised embeddings, timed end to end from
-embeddings to the result. Prints one JSON object; ``--json-out`` also writes it.
+Written for this project:
 
-    /tmp/pyref/bin/python scripts/eval_bench.py --min-seconds 3
+- insightface's 10-fold verification as its ``verification.py`` computes it (a Python loop
+  over 400 accuracy thresholds and 4,000 VAL thresholds per fold, NumPy inside), on 6,000
+  random pairs of 512-d normalised embeddings, timed end to end from embeddings to the result;
+- with ``--ijbc``, IJB-C 1:1 at full size the way insightface's IJB evaluation does it: a
+  Python loop over templates (media averaged, then summed, L2-normalised), pair scores in
+  batches of 100,000 pairs, scikit-learn's ``roc_curve`` and TAR at the nearest FAR; the same
+  sizes and layout as the Rust benchmark (random features, 3 images per media).
+
+Prints one JSON object; ``--json-out`` also writes it.
+
+    /tmp/pyref/bin/python scripts/eval_bench.py --min-seconds 3 [--ijbc]
 """
 import argparse
 import json
@@ -46,10 +53,46 @@ def ten_fold(emb, issame):
     return np.mean(acc), np.std(acc), np.mean(vals)
 
 
+def ijbc():
+    """Seconds for one IJB-C-size 1:1 evaluation, from image features to TAR@FAR."""
+    from sklearn.metrics import roc_curve
+
+    images, n_templates, n_pairs, dim = 227_630, 23_124, 15_658_489, 512
+    rng = np.random.default_rng(2)
+    feats = rng.uniform(-1, 1, (images, dim)).astype(np.float32)
+    face_scores = np.full(images, 0.9, dtype=np.float32)
+    templates = (np.arange(images) * n_templates // images + 1).astype(np.int64)
+    medias = (np.arange(images) // 3).astype(np.int64)
+    pairs = np.sort(rng.integers(1, n_templates + 1, (n_pairs, 2)), axis=0)
+    labels = (np.arange(n_pairs) % 80 == 0).astype(np.int64)
+    start = time.perf_counter()
+    weighted = feats * face_scores[:, None]
+    ids = np.unique(templates)
+    tfeat = np.zeros((len(ids), dim), dtype=np.float32)
+    for k, t in enumerate(ids):
+        lo, hi = np.searchsorted(templates, [t, t + 1])
+        tf, tm = weighted[lo:hi], medias[lo:hi]
+        summed = np.zeros(dim, dtype=np.float32)
+        for m in np.unique(tm):
+            summed += tf[tm == m].mean(0)
+        tfeat[k] = summed
+    tfeat /= np.linalg.norm(tfeat, axis=1, keepdims=True)
+    row = np.zeros(ids.max() + 1, dtype=np.int64)
+    row[ids] = np.arange(len(ids))
+    scores = np.zeros(n_pairs, dtype=np.float32)
+    for b in range(0, n_pairs, 100_000):
+        a, c = row[pairs[b:b + 100_000, 0]], row[pairs[b:b + 100_000, 1]]
+        scores[b:b + 100_000] = np.sum(tfeat[a] * tfeat[c], -1)
+    fpr, tpr, _ = roc_curve(labels, scores)
+    tar = [float(tpr[np.argmin(np.abs(fpr - far))]) for far in (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)]
+    return time.perf_counter() - start, tar
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--min-seconds", type=float, default=3.0)
     ap.add_argument("--json-out")
+    ap.add_argument("--ijbc", action="store_true", help="also time IJB-C-size 1:1 (once)")
     a = ap.parse_args()
     rng = np.random.default_rng(1)
     emb = rng.uniform(-1, 1, (12000, 512)).astype(np.float32)
@@ -69,6 +112,8 @@ def main():
         "threads": os.environ.get("OMP_NUM_THREADS", "default"),
         "versions": {"numpy": np.__version__},
     }
+    if a.ijbc:
+        out["ijbc_1to1_seconds"], out["ijbc_tar_at_far"] = ijbc()
     print(json.dumps(out))
     if a.json_out:
         with open(a.json_out, "w") as f:

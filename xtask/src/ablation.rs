@@ -5,6 +5,11 @@
 //! Resumable: a finished run (`summary.json`) is not trained again, a run with checkpoints
 //! continues from its latest one, and an evaluation whose `report.json` exists is skipped. So
 //! the command can be stopped at any time and started again.
+//!
+//! Each finished and evaluated run leaves a record of a few kilobytes under
+//! `docs/results/runs/<run>/` (its summary, evaluation reports and resolved config). The report
+//! is generated from those records, so it survives a clean checkout, and a run whose record
+//! exists is never redone: the 33 runs can be spread over several sessions or machines.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,6 +21,15 @@ use crate::train::{SYNTH_DIR, ensure_lae, ensure_synth};
 
 /// Where the runs go (the configs' `runs_dir`).
 const RUNS: &str = "runs/ablation";
+/// The kept records of finished runs, read by the report.
+const RECORDS: &str = "docs/results/runs";
+/// What a record keeps of a run, relative to the run's directory.
+const RECORD_FILES: [&str; 4] = [
+    "summary.json",
+    "config.toml",
+    "ijb/report.json",
+    "real/report.json",
+];
 /// Verification sets built from the real faces beside the checkout.
 const REAL: &str = "datasets/generated/real";
 
@@ -112,6 +126,10 @@ pub fn run(a: AblationArgs) -> Result<()> {
         for m in &methods {
             k += 1;
             let name = format!("{}-s{seed}", m.name);
+            let record = root.join(RECORDS).join(&name);
+            if is_complete(&record, !real.is_empty()) {
+                continue;
+            }
             let run = root.join(RUNS).join(&name);
             if !run.join("summary.json").is_file() {
                 if a.no_train {
@@ -138,13 +156,38 @@ pub fn run(a: AblationArgs) -> Result<()> {
                 &a.device,
                 &format!("[{k}/{total}] {name}"),
             )?;
+            keep_record(&run, &record)?;
         }
     }
     report(&bin, &methods, &a.seeds)
 }
 
+/// Whether a record holds everything the report reads (the real-face report only when
+/// those sets exist here).
+fn is_complete(record: &Path, real: bool) -> bool {
+    RECORD_FILES
+        .iter()
+        .filter(|f| real || !f.starts_with("real/"))
+        .all(|f| record.join(f).is_file())
+}
+
+/// Copies a run's summary, evaluation reports and config into its record.
+fn keep_record(run: &Path, record: &Path) -> Result<()> {
+    for file in RECORD_FILES {
+        let from = run.join(file);
+        if from.is_file() {
+            let to = record.join(file);
+            std::fs::create_dir_all(to.parent().expect("a file in the record"))?;
+            std::fs::copy(&from, &to)
+                .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Builds the real-face pair sets whose images are at hand; returns those that exist.
 fn real_sets(bin: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(REAL).with_context(|| format!("creating {REAL}"))?;
     let mut out = Vec::new();
     for (name, folder, options) in REAL_SETS {
         let set = PathBuf::from(REAL).join(format!("{name}.bin"));
@@ -193,19 +236,19 @@ fn evaluate(bin: &Path, run: &Path, real: &[PathBuf], device: &str, label: &str)
     Ok(())
 }
 
-/// `docs/RESULTS.md` and its plots from every finished run, methods in config order.
+/// `docs/RESULTS.md` and its plots from every kept record, methods in config order.
 fn report(bin: &Path, methods: &[Method], seeds: &[u64]) -> Result<()> {
     let mut runs = Vec::new();
     for m in methods {
         for seed in seeds {
-            let run = PathBuf::from(RUNS).join(format!("{}-s{seed}", m.name));
-            if run.join("summary.json").is_file() {
-                runs.push(run);
+            let record = PathBuf::from(RECORDS).join(format!("{}-s{seed}", m.name));
+            if record.join("summary.json").is_file() {
+                runs.push(record);
             }
         }
     }
     if runs.is_empty() {
-        bail!("no finished runs in {RUNS}");
+        bail!("no finished runs in {RECORDS}");
     }
     let mut cmd = Command::new(bin);
     cmd.arg("report").args(&runs);

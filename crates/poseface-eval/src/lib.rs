@@ -12,7 +12,9 @@
 //!   difference;
 //! - [`probe`]: ridge-regression probes (held-out R²), e.g. how much head pose an identity
 //!   embedding still carries;
-//! - [`report`]: a Markdown summary and SVG plots (ROC curves, accuracy by pose bucket).
+//! - [`histogram`]: genuine and impostor score distributions;
+//! - [`report`] and [`plot`]: a Markdown summary and plots as SVG and PNG (ROC curves,
+//!   accuracy by pose bucket, score histograms).
 //!
 //! ```
 //! use poseface_eval::roc::roc_curve;
@@ -30,7 +32,9 @@
 //! ```
 
 mod error;
+pub mod histogram;
 pub mod ijb;
+pub mod plot;
 pub mod pose;
 pub mod probe;
 pub mod report;

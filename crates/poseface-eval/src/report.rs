@@ -1,13 +1,14 @@
 //! Evaluation reports people look at: a Markdown summary, the ROC curves of the pair sets
-//! (`roc.svg`) and the accuracy by pose bucket (`pose_accuracy.svg`).
+//! (`roc.svg`), the accuracy by pose bucket (`pose_accuracy.svg`) and the score
+//! distributions (`scores_<set>.svg`), each plot also as PNG.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::EvalError;
+use crate::histogram::ScoreHistogram;
 use crate::pose::PoseStratified;
 use crate::roc::Roc;
 
@@ -26,14 +27,13 @@ pub struct SetReport {
     pub roc: Roc,
     /// Accuracy by pose bucket, when the set has yaws.
     pub by_pose: Option<PoseStratified>,
-}
-
-fn plot_error(path: &Path, e: impl std::fmt::Display) -> EvalError {
-    EvalError::Io(format!("{}: {e}", path.display()))
+    /// Genuine and impostor score distributions.
+    #[serde(default)]
+    pub histogram: Option<ScoreHistogram>,
 }
 
 /// Writes the ROC curves (true accept rate against false accept rate, log scale) of `sets`
-/// as an SVG file.
+/// as SVG (and PNG beside it).
 pub fn roc_svg(sets: &[SetReport], path: &Path) -> Result<(), EvalError> {
     let series: Vec<(String, Vec<(f64, f64)>)> = sets
         .iter()
@@ -45,124 +45,40 @@ pub fn roc_svg(sets: &[SetReport], path: &Path) -> Result<(), EvalError> {
             )
         })
         .collect();
-    tar_far_svg("ROC", &series, 1e-4, path)
+    crate::plot::tar_far("ROC", &series, 1e-4, path)
 }
 
-/// Writes TAR-against-FAR curves (log FAR axis from `min_far` to 1; smaller FARs are drawn
-/// at `min_far`), one per labelled series of `(far, tar)` points, as an SVG file.
+/// Writes TAR-against-FAR curves of labelled series as SVG (and PNG); see
+/// [`crate::plot::tar_far`].
 pub fn tar_far_svg(
     title: &str,
     series: &[(String, Vec<(f64, f64)>)],
     min_far: f64,
     path: &Path,
 ) -> Result<(), EvalError> {
-    let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(44)
-        .y_label_area_size(56)
-        .build_cartesian_2d((min_far..1f64).log_scale(), 0f64..1.0f64)
-        .map_err(|e| plot_error(path, e))?;
-    chart
-        .configure_mesh()
-        .x_desc("false accept rate")
-        .y_desc("true accept rate")
-        .draw()
-        .map_err(|e| plot_error(path, e))?;
-    for (i, (label, points)) in series.iter().enumerate() {
-        let colour = Palette99::pick(i).to_rgba();
-        let points: Vec<(f64, f64)> = points.iter().map(|&(f, t)| (f.max(min_far), t)).collect();
-        chart
-            .draw_series(LineSeries::new(points, colour.stroke_width(2)))
-            .map_err(|e| plot_error(path, e))?
-            .label(label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour));
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.9))
-        .draw()
-        .map_err(|e| plot_error(path, e))?;
-    root.present().map_err(|e| plot_error(path, e))
+    crate::plot::tar_far(title, series, min_far, path)
 }
 
-/// Writes grouped bars of accuracy per pose bucket (frontal–frontal, frontal–profile,
-/// profile–profile, then the |Δyaw| bins) for each set that has poses, as an SVG file.
-/// Each entry of `series` is a label (e.g. a model) and its stratified accuracies.
+/// Writes grouped bars of accuracy per pose bucket for each labelled series as SVG (and
+/// PNG); see [`crate::plot::pose_accuracy`].
 pub fn pose_accuracy_svg(
     series: &[(String, PoseStratified)],
     path: &Path,
 ) -> Result<(), EvalError> {
-    let Some((_, first)) = series.first() else {
-        return Err(EvalError::TooFew("no set with poses to plot".into()));
-    };
-    let buckets: Vec<String> = first
-        .by_pose
-        .iter()
-        .chain(&first.by_yaw_difference)
-        .map(|b| b.bucket.clone())
-        .collect();
-    let n = buckets.len();
-    let root = SVGBackend::new(path, (960, 480)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
-    let labels = buckets.clone();
-    let mut chart = ChartBuilder::on(&root)
-        .caption("verification accuracy by pose", ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(44)
-        .y_label_area_size(56)
-        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..100f64)
-        .map_err(|e| plot_error(path, e))?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(n)
-        .x_label_formatter(&|x| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
-                labels[i as usize].clone()
-            } else {
-                String::new()
-            }
-        })
-        .y_desc("accuracy (%)")
-        .draw()
-        .map_err(|e| plot_error(path, e))?;
-    let width = 0.8 / series.len() as f64;
-    for (s, (label, strat)) in series.iter().enumerate() {
-        let colour = Palette99::pick(s).to_rgba();
-        let bars: Vec<Rectangle<(f64, f64)>> = strat
-            .by_pose
-            .iter()
-            .chain(&strat.by_yaw_difference)
-            .enumerate()
-            .filter_map(|(i, b)| {
-                let acc = b.accuracy? * 100.0;
-                let x0 = i as f64 - 0.4 + s as f64 * width;
-                Some(Rectangle::new(
-                    [(x0, 0.0), (x0 + width * 0.9, acc)],
-                    colour.filled(),
-                ))
-            })
-            .collect();
-        chart
-            .draw_series(bars)
-            .map_err(|e| plot_error(path, e))?
-            .label(label.clone())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled()));
+    crate::plot::pose_accuracy(series, path)
+}
+
+/// Writes each set's genuine/impostor score histogram as `scores_<set>.svg` (and PNG) into
+/// `dir`; returns the files' names.
+pub fn score_histograms(sets: &[SetReport], dir: &Path) -> Result<Vec<String>, EvalError> {
+    let mut names = Vec::new();
+    for set in sets {
+        let Some(h) = &set.histogram else { continue };
+        let name = format!("scores_{}.svg", set.name);
+        crate::plot::score_histogram(&format!("{}: pair scores", set.name), h, &dir.join(&name))?;
+        names.push(name);
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.9))
-        .draw()
-        .map_err(|e| plot_error(path, e))?;
-    root.present().map_err(|e| plot_error(path, e))
+    Ok(names)
 }
 
 /// A Markdown summary of the sets: accuracy, VAL@FAR, AUC, and the pose tables.
@@ -209,7 +125,9 @@ pub fn markdown(title: &str, sets: &[SetReport], baseline: &[SetReport]) -> Stri
             );
         }
     }
-    md.push_str("\nPlots: `roc.svg`, `pose_accuracy.svg`.\n");
+    md.push_str(
+        "\nPlots (SVG, and PNG beside each): `roc.svg`, `pose_accuracy.svg`, `scores_<set>.svg`.\n",
+    );
     md
 }
 
@@ -243,6 +161,14 @@ mod tests {
                     accuracy: None,
                 }],
             }),
+            histogram: Some(
+                ScoreHistogram::from_distances(
+                    &[0.2, 0.4, 1.8, 2.2],
+                    &[true, true, false, false],
+                    20,
+                )
+                .unwrap(),
+            ),
         }
     }
 
@@ -265,6 +191,24 @@ mod tests {
         );
         let pose = std::fs::read_to_string(dir.join("pose.svg")).unwrap();
         assert!(pose.contains("frontal-frontal"));
+        assert_eq!(
+            score_histograms(&sets, &dir).unwrap(),
+            vec!["scores_a.svg", "scores_b.svg"]
+        );
+        // Each plot has its PNG twin, which decodes to the plot's size with text drawn
+        // (more than the few colours of axes and bars).
+        for (name, size) in [
+            ("roc", (720, 480)),
+            ("pose", (960, 480)),
+            ("scores_a", (720, 420)),
+        ] {
+            let png = image::open(dir.join(format!("{name}.png")))
+                .unwrap()
+                .to_rgb8();
+            assert_eq!(png.dimensions(), size, "{name}");
+            let colours: std::collections::HashSet<[u8; 3]> = png.pixels().map(|p| p.0).collect();
+            assert!(colours.len() > 20, "{name}: {} colours", colours.len());
+        }
         let md = markdown("run", &sets, &[]);
         assert!(md.contains("| a | 90.00% ± 1.00 | 50.00% |"), "{md}");
         assert!(md.contains("| Δyaw 0–15 | 0 | 0 | – |"), "{md}");

@@ -2,6 +2,7 @@
 //! evaluation compute them.
 
 use rayon::prelude::*;
+use rdst::{RadixKey, RadixSort};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EvalError, check_finite};
@@ -39,67 +40,81 @@ pub fn roc_curve(labels: &[bool], scores: &[f32]) -> Result<Roc, EvalError> {
         ));
     }
     // Descending scores; ties collapse into one point, so their order does not matter. Each
-    // (score, label) is packed into one u64 whose integer order is the score's total order
-    // (IEEE bits with the sign handled), then sorted in parallel: on IJB-C's 15.7 M pairs this
-    // is several times faster than sorting indices through a comparator.
+    // (score, label) is packed into one integer whose increasing order is the scores'
+    // decreasing total order (IEEE bits with the sign handled, then inverted), and the 33-bit
+    // keys are radix-sorted in parallel: on IJB-C's 15.7 M pairs several times faster than a
+    // comparison sort.
     let key = |s: f32| {
         let b = s.to_bits();
-        if b >> 31 == 1 { !b } else { b | 0x8000_0000 }
+        !(if b >> 31 == 1 { !b } else { b | 0x8000_0000 })
     };
-    let mut packed: Vec<u64> = scores
+    let mut packed: Vec<Packed> = scores
         .par_iter()
         .zip(labels.par_iter())
-        .map(|(&s, &l)| (u64::from(key(s)) << 1) | u64::from(l))
+        .map(|(&s, &l)| Packed((u64::from(key(s)) << 1) | u64::from(l)))
         .collect();
-    packed.par_sort_unstable_by(|a, b| b.cmp(a));
-    let (mut tps, mut fps, mut thr) = (Vec::new(), Vec::new(), Vec::new());
+    packed.radix_sort_unstable();
+    // One point per distinct score: (false positives, true positives, threshold) so far.
+    // drop_intermediate keeps the ends and every point where the curve bends (a non-zero
+    // second difference), decided as the points stream by, so the millions of points on the
+    // straight runs are never stored.
+    let n = packed.len();
+    let mut kept: Vec<Point> = Vec::new();
+    let (mut before, mut here): (Option<Point>, Option<Point>) = (None, None);
     let (mut tp, mut fp) = (0u64, 0u64);
-    for (k, &p) in packed.iter().enumerate() {
+    for (k, &Packed(p)) in packed.iter().enumerate() {
         if p & 1 == 1 {
             tp += 1;
         } else {
             fp += 1;
         }
-        let last = k + 1 == packed.len() || packed[k + 1] >> 1 != p >> 1;
-        if last {
-            tps.push(tp);
-            fps.push(fp);
-            let b = (p >> 1) as u32;
-            thr.push(f32::from_bits(if b >> 31 == 1 {
-                b & 0x7FFF_FFFF
-            } else {
-                !b
-            }));
+        if k + 1 < n && packed[k + 1].0 >> 1 == p >> 1 {
+            continue;
         }
+        let b = !((p >> 1) as u32);
+        let threshold = f32::from_bits(if b >> 31 == 1 { b & 0x7FFF_FFFF } else { !b });
+        let next = (fp, tp, threshold);
+        if let Some(h) = here {
+            let bends = before.is_none_or(|b| {
+                let d2 = |f: fn(&Point) -> u64| f(&next) + f(&b) != 2 * f(&h);
+                d2(|q| q.0) || d2(|q| q.1)
+            });
+            if bends {
+                kept.push(h);
+            }
+        }
+        (before, here) = (here, Some(next));
     }
-    // drop_intermediate: keep the ends and every point where the curve bends.
-    let keep: Vec<usize> = if tps.len() > 2 {
-        (0..tps.len())
-            .filter(|&k| {
-                k == 0 || k + 1 == tps.len() || {
-                    let d2 = |v: &[u64]| v[k + 1] as i64 - 2 * v[k] as i64 + v[k - 1] as i64;
-                    d2(&fps) != 0 || d2(&tps) != 0
-                }
-            })
-            .collect()
-    } else {
-        (0..tps.len()).collect()
-    };
-    let (p, n) = (
-        *tps.last().expect("non-empty") as f64,
-        *fps.last().expect("non-empty") as f64,
-    );
+    kept.push(here.expect("at least one score"));
+    let (p, n) = (tp as f64, fp as f64);
     let mut roc = Roc {
         fpr: vec![0.0],
         tpr: vec![0.0],
         thresholds: vec![f32::INFINITY],
     };
-    for k in keep {
-        roc.fpr.push(fps[k] as f64 / n);
-        roc.tpr.push(tps[k] as f64 / p);
-        roc.thresholds.push(thr[k]);
+    for (f, t, threshold) in kept {
+        roc.fpr.push(f as f64 / n);
+        roc.tpr.push(t as f64 / p);
+        roc.thresholds.push(threshold);
     }
     Ok(roc)
+}
+
+/// A ROC point as it streams by: (false positives, true positives, threshold).
+type Point = (u64, u64, f32);
+
+/// A packed (score key, label): 33 significant bits, radix-sorted on their five low bytes.
+#[derive(Clone, Copy)]
+struct Packed(u64);
+
+impl RadixKey for Packed {
+    const LEVELS: usize = 5;
+
+    #[inline]
+    fn get_level(&self, level: usize) -> u8 {
+        // Level 0 is the least significant byte.
+        (self.0 >> (level * 8)) as u8
+    }
 }
 
 impl Roc {

@@ -8,6 +8,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use poseface_data::augment::normalise_chw;
 use poseface_data::decode::decode_rgb;
 use poseface_data::verification_bin::VerificationBin;
+use poseface_eval::histogram::ScoreHistogram;
 use poseface_eval::pose::{PROFILE_FROM, PoseStratified, pose_stratified};
 use poseface_eval::report::SetReport;
 use poseface_eval::roc::{Roc, roc_curve};
@@ -48,6 +49,9 @@ pub struct VerifyReport {
     /// The ROC itself (for plots; not written to logs).
     #[serde(skip)]
     pub roc: Option<Roc>,
+    /// Genuine and impostor cosine distributions (for plots; not written to logs).
+    #[serde(skip)]
+    pub histogram: Option<ScoreHistogram>,
 }
 
 impl VerifyReport {
@@ -60,11 +64,14 @@ impl VerifyReport {
             val_at_far: self.val_at_far,
             roc: self.roc.clone()?,
             by_pose: self.by_pose.clone(),
+            histogram: self.histogram.clone(),
         })
     }
 }
 
 const SIDE: usize = 112;
+/// Bins of the score histograms over cosine −1 … 1.
+const HISTOGRAM_BINS: usize = 50;
 
 impl VerificationSet {
     /// Reads and decodes a `.bin` file (112×112 images) and its optional `.yaws.txt`.
@@ -177,6 +184,11 @@ impl VerificationSet {
             by_pose,
             auc: roc.auc(),
             roc: Some(roc),
+            histogram: Some(ScoreHistogram::from_distances(
+                &dist,
+                &self.issame,
+                HISTOGRAM_BINS,
+            )?),
         })
     }
 }
@@ -217,6 +229,7 @@ pub fn write_report(
         }
         poseface_eval::report::pose_accuracy_svg(&series, &dir.join("pose_accuracy.svg"))?;
     }
+    poseface_eval::report::score_histograms(&sets, dir)?;
     Ok(())
 }
 
