@@ -18,6 +18,7 @@ Prints one JSON object; ``--json-out`` also writes it.
 import argparse
 import json
 import os
+import resource
 import time
 
 import numpy as np
@@ -114,6 +115,8 @@ def main():
     }
     if a.ijbc:
         out["ijbc_1to1_seconds"], out["ijbc_tar_at_far"] = ijbc()
+        # ru_maxrss is in kilobytes on Linux.
+        out["peak_resident_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps(out))
     if a.json_out:
         with open(a.json_out, "w") as f:

@@ -6,11 +6,13 @@
 //!   23,124 templates (3 images per media, 3 media per template on average), then 15,658,489
 //!   template pairs scored and the ROC read at six FARs. All cores.
 //!
-//! `cargo xtask bench` runs this beside `scripts/eval_bench.py` (the NumPy peer).
+//! `cargo xtask bench` runs this beside `scripts/eval_bench.py` (the NumPy peer). At the end
+//! the process's peak resident memory (inputs included) is written to
+//! `target/bench/eval_memory.json`, the peer's beside it.
 
 use std::hint::black_box;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use poseface_eval::ijb::aggregate;
 use poseface_eval::roc::{IJB_FARS, roc_curve};
 use poseface_eval::verification::verify;
@@ -72,5 +74,25 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// Peak resident set of this process in bytes (`VmHWM`; Linux), if known.
+fn peak_resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    if let Some(peak) = peak_resident_bytes() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
+        let _ = std::fs::create_dir_all(&dir);
+        let json = format!("{{\"peak_resident_bytes\":{peak}}}\n");
+        if let Err(e) = std::fs::write(dir.join("eval_memory.json"), json) {
+            eprintln!("cannot write eval_memory.json: {e}");
+        }
+    }
+}

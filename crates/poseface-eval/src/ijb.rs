@@ -140,7 +140,7 @@ impl Templates {
     /// IJB-C's 15.7 M pairs over 23 K templates (47 MB of 512-d features) would make every
     /// dot product wait on main memory if scored in list order. The pairs are instead bucketed
     /// by the blocks of templates they join (a counting sort), and each bucket is scored while
-    /// its two blocks stay in the core's L2 cache; the scores are then put back in list order.
+    /// its two blocks stay in cache; the scores are then put back in list order.
     /// Each score is the same [`dot`] either way.
     pub fn scores(&self, t1: &[u64], t2: &[u64]) -> Result<Vec<f32>, EvalError> {
         self.scores_in_blocks(t1, t2, BLOCK_BYTES)
@@ -168,61 +168,57 @@ impl Templates {
             )));
         }
         let index = Index::new(&self.ids);
-        let rows = |ids: &[u64]| -> Result<Vec<u32>, EvalError> {
-            let rows: Vec<u32> = ids
-                .par_iter()
-                .map(|&t| index.row(t).unwrap_or(u32::MAX))
-                .collect();
-            match rows.iter().position(|&r| r == u32::MAX) {
-                Some(k) => Err(EvalError::Mismatch(format!(
-                    "pair {k}: template {} has no images",
-                    ids[k]
-                ))),
-                None => Ok(rows),
-            }
-        };
-        let (r1, r2) = (rows(t1)?, rows(t2)?);
         let block = (block_bytes / (self.dim * 4)).max(1);
         let blocks = self.ids.len().div_ceil(block);
         // A bucket per unordered pair of blocks: (a, b) and (b, a) share one.
-        let bucket = |k: usize| {
-            let (a, b) = (r1[k] as usize / block, r2[k] as usize / block);
+        let bucket = |r1: u32, r2: u32| {
+            let (a, b) = (r1 as usize / block, r2 as usize / block);
             a.min(b) * blocks + a.max(b)
         };
+        let rows = |k: usize| match (index.row(t1[k]), index.row(t2[k])) {
+            (Some(r1), Some(r2)) => Ok((r1, r2)),
+            (None, _) => Err(no_images(k, t1[k])),
+            (_, None) => Err(no_images(k, t2[k])),
+        };
+        // Counting sort of the pairs by bucket: (feature rows, list position) in bucket order.
+        let n = t1.len();
         let mut starts = vec![0usize; blocks * blocks + 1];
-        for k in 0..r1.len() {
-            starts[bucket(k) + 1] += 1;
+        for k in 0..n {
+            let (r1, r2) = rows(k)?;
+            starts[bucket(r1, r2) + 1] += 1;
         }
         for b in 0..blocks * blocks {
             starts[b + 1] += starts[b];
         }
         let mut fill = starts.clone();
-        let mut order = vec![0u32; r1.len()];
-        for k in 0..r1.len() {
-            let b = bucket(k);
+        let mut pairs = vec![(0u32, 0u32); n];
+        let mut order = vec![0u32; n];
+        for k in 0..n {
+            let (r1, r2) = rows(k)?;
+            let b = bucket(r1, r2);
+            pairs[fill[b]] = (r1, r2);
             order[fill[b]] = k as u32;
             fill[b] += 1;
         }
         // Score bucket by bucket, in parallel, into the bucketed order.
-        let mut bucketed = vec![0f32; r1.len()];
+        let mut bucketed = vec![0f32; n];
         let mut slices = Vec::with_capacity(blocks * blocks);
         let mut rest = bucketed.as_mut_slice();
         for b in 0..blocks * blocks {
             let (head, tail) = rest.split_at_mut(starts[b + 1] - starts[b]);
             if !head.is_empty() {
-                slices.push((starts[b], head));
+                slices.push((&pairs[starts[b]..starts[b + 1]], head));
             }
             rest = tail;
         }
         let dim = self.dim;
         let feature = |r: u32| &self.features[r as usize * dim..(r as usize + 1) * dim];
-        slices.into_par_iter().for_each(|(start, out)| {
-            let pairs = &order[start..start + out.len()];
-            for (o, &k) in out.iter_mut().zip(pairs) {
-                *o = dot(feature(r1[k as usize]), feature(r2[k as usize]));
+        slices.into_par_iter().for_each(|(pairs, out)| {
+            for (o, &(r1, r2)) in out.iter_mut().zip(pairs) {
+                *o = dot(feature(r1), feature(r2));
             }
         });
-        let mut scores = vec![0f32; r1.len()];
+        let mut scores = vec![0f32; n];
         for (&k, &s) in order.iter().zip(&bucketed) {
             scores[k as usize] = s;
         }
@@ -230,7 +226,15 @@ impl Templates {
     }
 }
 
-/// Bytes of template features per block when scoring: two blocks fit in a core's L2 cache.
+/// The error for pair `k` naming template `t`, which has no images.
+fn no_images(k: usize, t: u64) -> EvalError {
+    EvalError::Mismatch(format!("pair {k}: template {t} has no images"))
+}
+
+/// Bytes of template features per block when scoring. Larger blocks mean fewer loads from
+/// memory per pair (on IJB-C, each feature loaded serves about 120 pairs at 4 MB and 7 at
+/// 256 KB), while a pair of blocks per core still fits a server's L3 cache. On IJB-C sizes the
+/// scoring ran 1.7× faster with 4 MB blocks than with 256 KB ones.
 const BLOCK_BYTES: usize = 4096 * 1024;
 
 /// Row of a template id: a direct table when the ids are dense enough (IJB's are small
