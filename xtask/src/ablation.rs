@@ -263,3 +263,38 @@ fn report(bin: &Path, methods: &[Method], seeds: &[u64]) -> Result<()> {
     }
     crate::run_cmd(&mut cmd)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_keeps_what_the_report_reads_and_completes_the_run() {
+        let tmp = std::env::temp_dir().join(format!("poseface-record-{}", std::process::id()));
+        let (run, record) = (tmp.join("run"), tmp.join("record"));
+        for file in [
+            "summary.json",
+            "config.toml",
+            "ijb/report.json",
+            "checkpoints/x",
+        ] {
+            std::fs::create_dir_all(run.join(file).parent().unwrap()).unwrap();
+            std::fs::write(run.join(file), file).unwrap();
+        }
+        assert!(!is_complete(&record, false));
+        keep_record(&run, &record).unwrap();
+        // Without real-face sets the record is complete; with them it lacks real/report.json.
+        assert!(is_complete(&record, false));
+        assert!(!is_complete(&record, true));
+        assert!(!record.join("checkpoints").exists());
+        assert_eq!(
+            std::fs::read_to_string(record.join("ijb/report.json")).unwrap(),
+            "ijb/report.json"
+        );
+        std::fs::create_dir_all(run.join("real")).unwrap();
+        std::fs::write(run.join("real/report.json"), "{}").unwrap();
+        keep_record(&run, &record).unwrap();
+        assert!(is_complete(&record, true));
+        std::fs::remove_dir_all(tmp).unwrap();
+    }
+}
