@@ -8,8 +8,11 @@
 //!
 //! Each finished and evaluated run leaves a record of a few kilobytes under
 //! `docs/results/runs/<run>/` (its summary, evaluation reports and resolved config). The report
-//! is generated from those records, so it survives a clean checkout, and a run whose record
-//! exists is never redone: the 33 runs can be spread over several sessions or machines.
+//! is generated from those records, so it survives a clean checkout, and a run whose record is
+//! complete is not redone: the runs can be spread over several invocations or machines. A
+//! record is complete when it holds every report this machine can make (the real-face report
+//! only where `../shared/data` is present). Editing a config does not invalidate its records:
+//! delete them to rerun.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -29,7 +29,7 @@ impl ScoreHistogram {
             )));
         }
         if let Some(k) = dist.iter().position(|d| !d.is_finite()) {
-            return Err(EvalError::Mismatch(format!("distance {k} is not finite")));
+            return Err(EvalError::NonFinite(format!("distance {k} is not finite")));
         }
         let edges: Vec<f64> = (0..=bins)
             .map(|b| -1.0 + 2.0 * b as f64 / bins as f64)
@@ -53,20 +53,50 @@ impl ScoreHistogram {
     }
 
     /// Pairs in `counts`.
-    pub fn total(&self, counts: &[usize]) -> usize {
+    pub fn total(counts: &[usize]) -> usize {
         counts.iter().sum()
     }
 
     /// `counts` as shares of their total (zeros for an empty class).
-    pub fn shares(&self, counts: &[usize]) -> Vec<f64> {
-        let total = self.total(counts).max(1) as f64;
+    pub fn shares(counts: &[usize]) -> Vec<f64> {
+        let total = Self::total(counts).max(1) as f64;
         counts.iter().map(|&c| c as f64 / total).collect()
+    }
+
+    /// Checks that the bins and counts agree (one more edge than bins, at least one bin), as
+    /// a histogram read from a file may not.
+    pub fn check(&self) -> Result<(), EvalError> {
+        let bins = self.edges.len().saturating_sub(1);
+        if bins == 0 || self.genuine.len() != bins || self.impostor.len() != bins {
+            return Err(EvalError::Mismatch(format!(
+                "score histogram with {} edges, {} genuine and {} impostor counts: need one \
+                 more edge than counts and at least one bin",
+                self.edges.len(),
+                self.genuine.len(),
+                self.impostor.len()
+            )));
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inconsistent_histograms_are_errors_not_panics() {
+        let bad = ScoreHistogram {
+            edges: vec![-1.0, 0.0, 1.0],
+            genuine: vec![1],
+            impostor: vec![1, 2],
+        };
+        assert!(bad.check().is_err());
+        let path = std::env::temp_dir().join(format!("poseface-hist-{}.svg", std::process::id()));
+        assert!(crate::plot::score_histogram("bad", &bad, &path).is_err());
+        assert!(crate::plot::tar_far("t", &[], 0.0, &path).is_err());
+        assert!(!path.exists());
+    }
 
     #[test]
     fn distances_fall_into_cosine_bins() {
@@ -81,7 +111,10 @@ mod tests {
         assert_eq!(h.edges, vec![-1.0, -0.5, 0.0, 0.5, 1.0]);
         assert_eq!(h.genuine, vec![0, 0, 1, 2]);
         assert_eq!(h.impostor, vec![1, 0, 1, 0]);
-        assert_eq!(h.shares(&h.genuine), vec![0.0, 0.0, 1.0 / 3.0, 2.0 / 3.0]);
+        assert_eq!(
+            ScoreHistogram::shares(&h.genuine),
+            vec![0.0, 0.0, 1.0 / 3.0, 2.0 / 3.0]
+        );
         assert!(ScoreHistogram::from_distances(&[f64::NAN], &[true], 4).is_err());
         assert!(ScoreHistogram::from_distances(&[1.0], &[], 4).is_err());
     }

@@ -12,14 +12,46 @@ use wide::f32x8;
 
 use crate::error::{EvalError, check_finite};
 
-/// Dot product with 32 independent partial sums held in four 8-lane vectors (`wide`, which
-/// maps them onto whatever vector registers the target has). A single running sum would make
-/// every addition wait for the previous one, and left to itself the compiler vectorises this
-/// loop two lanes wide; four explicit vectors keep enough additions in flight to run at load
-/// speed. The lanes are added in a fixed order, so the result does not depend on the target.
+/// Dot product with 32 independent partial sums held in four 8-lane vectors. A single running
+/// sum would make every addition wait for the previous one, and left to itself the compiler
+/// vectorises this loop two lanes wide; four explicit vectors keep enough additions in flight
+/// to run at load speed. On x86-64 CPUs with AVX the vectors are 256-bit registers (chosen at
+/// run time), elsewhere `wide`'s portable 8-lane type; both add the same lanes in the same
+/// order, so the result is bit-identical on every CPU.
+/// Slices of different lengths are cut to the shorter one.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const LANES: usize = 8;
-    const VECTORS: usize = 4;
+    dot_kernel()(a, b)
+}
+
+/// The fastest [`dot`] implementation this CPU runs (checked once per call, so loops should
+/// hold on to the result).
+fn dot_kernel() -> fn(&[f32], &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        return |a, b| {
+            // SAFETY: `dot_avx` needs AVX; this closure is handed out only when the CPU has it.
+            #[allow(unsafe_code)]
+            unsafe {
+                dot_avx(a, b)
+            }
+        };
+    }
+    dot_portable
+}
+
+/// Lanes per vector and vectors per step of [`dot`].
+const LANES: usize = 8;
+const VECTORS: usize = 4;
+
+/// The lanes of [`dot`] added in its fixed order, plus the tail's products.
+fn reduce(l: [f32; LANES], tail: f32) -> f32 {
+    ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7])) + tail
+}
+
+/// [`dot`] on `wide`'s 8-lane vectors (SSE on a default x86-64 build, NEON on aarch64).
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [f32x8::ZERO; VECTORS];
     let (ca, cb) = (
         a.chunks_exact(LANES * VECTORS),
@@ -34,8 +66,42 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-    let l = ((acc[0] + acc[1]) + (acc[2] + acc[3])).to_array();
-    ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7])) + tail
+    reduce(((acc[0] + acc[1]) + (acc[2] + acc[3])).to_array(), tail)
+}
+
+/// [`dot`] on 256-bit AVX registers: the same lanes, products and additions as
+/// [`dot_portable`] (no fused multiply-add, which would round differently). Hand-written with
+/// `std::arch` because the compiler, even told that AVX is there, keeps the portable code's
+/// 128-bit operations.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx")]
+fn dot_avx(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::{
+        __m256, _mm256_add_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    };
+    let n = a.len().min(b.len());
+    let full = n - n % (LANES * VECTORS);
+    let [mut s0, mut s1, mut s2, mut s3]: [__m256; VECTORS] = [_mm256_setzero_ps(); VECTORS];
+    for (x, y) in a[..full]
+        .chunks_exact(LANES * VECTORS)
+        .zip(b[..full].chunks_exact(LANES * VECTORS))
+    {
+        let (x, y) = (x.as_ptr(), y.as_ptr());
+        // SAFETY: `x` and `y` point to 32 floats each (exact chunks); unaligned loads of
+        // floats 0–7, 8–15, 16–23 and 24–31.
+        let load = |p: *const f32, v: usize| unsafe { _mm256_loadu_ps(p.add(v * LANES)) };
+        s0 = _mm256_add_ps(s0, _mm256_mul_ps(load(x, 0), load(y, 0)));
+        s1 = _mm256_add_ps(s1, _mm256_mul_ps(load(x, 1), load(y, 1)));
+        s2 = _mm256_add_ps(s2, _mm256_mul_ps(load(x, 2), load(y, 2)));
+        s3 = _mm256_add_ps(s3, _mm256_mul_ps(load(x, 3), load(y, 3)));
+    }
+    let sum = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+    let mut lanes = [0f32; LANES];
+    // SAFETY: `lanes` holds 8 floats; unaligned store.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
+    let tail: f32 = a[full..n].iter().zip(&b[full..n]).map(|(x, y)| x * y).sum();
+    reduce(lanes, tail)
 }
 
 /// Template features: ids in increasing order and their normalised features.
@@ -154,10 +220,18 @@ impl Templates {
         block_bytes: usize,
     ) -> Result<Vec<f32>, EvalError> {
         if u32::try_from(t1.len()).is_err() {
-            return Err(EvalError::TooFew(format!(
+            return Err(EvalError::Mismatch(format!(
                 "{} pairs: at most {} can be scored at once",
                 t1.len(),
                 u32::MAX
+            )));
+        }
+        if self.dim == 0 || self.features.len() != self.ids.len() * self.dim {
+            return Err(EvalError::Mismatch(format!(
+                "{} feature values for {} templates of width {}",
+                self.features.len(),
+                self.ids.len(),
+                self.dim
             )));
         }
         if t1.len() != t2.len() {
@@ -200,19 +274,26 @@ impl Templates {
             order[fill[b]] = k as u32;
             fill[b] += 1;
         }
-        // Score bucket by bucket, in parallel, into the bucketed order.
+        // Score in parallel into the bucketed order, a task per chunk of a bucket (chunks keep
+        // all cores busy when there are few buckets; a chunk's pairs share its bucket's blocks).
         let mut bucketed = vec![0f32; n];
-        let mut slices = Vec::with_capacity(blocks * blocks);
+        let mut slices = Vec::new();
         let mut rest = bucketed.as_mut_slice();
         for b in 0..blocks * blocks {
-            let (head, tail) = rest.split_at_mut(starts[b + 1] - starts[b]);
-            if !head.is_empty() {
-                slices.push((&pairs[starts[b]..starts[b + 1]], head));
+            let (mut head, tail) = rest.split_at_mut(starts[b + 1] - starts[b]);
+            let mut start = starts[b];
+            while !head.is_empty() {
+                let (chunk, more) = head.split_at_mut(head.len().min(CHUNK_PAIRS));
+                let len = chunk.len();
+                slices.push((&pairs[start..start + len], chunk));
+                start += len;
+                head = more;
             }
             rest = tail;
         }
         let dim = self.dim;
         let feature = |r: u32| &self.features[r as usize * dim..(r as usize + 1) * dim];
+        let dot = dot_kernel();
         slices.into_par_iter().for_each(|(pairs, out)| {
             for (o, &(r1, r2)) in out.iter_mut().zip(pairs) {
                 *o = dot(feature(r1), feature(r2));
@@ -230,6 +311,9 @@ impl Templates {
 fn no_images(k: usize, t: u64) -> EvalError {
     EvalError::Mismatch(format!("pair {k}: template {t} has no images"))
 }
+
+/// Pairs per parallel scoring task.
+const CHUNK_PAIRS: usize = 16 * 1024;
 
 /// Bytes of template features per block when scoring. Larger blocks mean fewer loads from
 /// memory per pair (on IJB-C, each feature loaded serves about 120 pairs at 4 MB and 7 at
@@ -249,7 +333,11 @@ enum Index<'a> {
 impl<'a> Index<'a> {
     fn new(ids: &'a [u64]) -> Self {
         match (ids.first(), ids.last()) {
-            (Some(&min), Some(&max)) if max - min < 16 * ids.len() as u64 + (1 << 20) => {
+            (Some(&min), Some(&max))
+                if max
+                    .checked_sub(min)
+                    .is_some_and(|span| span < 16 * ids.len() as u64 + (1 << 20)) =>
+            {
                 let mut table = vec![u32::MAX; (max - min + 1) as usize];
                 for (row, &id) in ids.iter().enumerate() {
                     table[(id - min) as usize] = row as u32;
@@ -297,6 +385,31 @@ mod tests {
         assert!((s[0] - h).abs() < 1e-6);
         assert!(t.scores(&[7], &[8]).is_err());
         assert!(aggregate(&feats, 2, &[1.0; 3], &[7, 7, 7, 9], &[1, 1, 2, 3]).is_err());
+    }
+
+    #[test]
+    fn dot_is_bit_identical_on_every_code_path() {
+        for dim in [0, 3, 31, 32, 77, 512] {
+            let a: Vec<f32> = (0..dim)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+                .collect();
+            let b: Vec<f32> = (0..dim)
+                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 3.0)
+                .collect();
+            let exact: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+            let portable = dot_portable(&a, &b);
+            assert!(
+                (portable as f64 - exact).abs() <= 1e-4 * exact.abs().max(1.0),
+                "{dim}"
+            );
+            assert_eq!(dot(&a, &b).to_bits(), portable.to_bits(), "{dim}");
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx") {
+                #[allow(unsafe_code)]
+                let avx = unsafe { dot_avx(&a, &b) };
+                assert_eq!(avx.to_bits(), portable.to_bits(), "{dim}");
+            }
+        }
     }
 
     #[test]

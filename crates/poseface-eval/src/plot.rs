@@ -80,6 +80,12 @@ pub fn tar_far(
     min_far: f64,
     path: &Path,
 ) -> Result<(), EvalError> {
+    if !(min_far > 0.0 && min_far < 1.0) {
+        return Err(EvalError::Mismatch(format!(
+            "{}: the smallest FAR drawn must lie in (0, 1), not {min_far}",
+            path.display()
+        )));
+    }
     svg_and_png!(path, (720, 480), draw_tar_far(title, series, min_far))
 }
 
@@ -203,6 +209,7 @@ pub fn score_histogram(
     histogram: &ScoreHistogram,
     path: &Path,
 ) -> Result<(), EvalError> {
+    histogram.check()?;
     svg_and_png!(path, (720, 420), draw_histogram(title, histogram))
 }
 
@@ -211,8 +218,8 @@ fn draw_histogram<DB: DrawingBackend>(
     title: &str,
     h: &ScoreHistogram,
 ) -> Drawn {
-    let genuine = h.shares(&h.genuine);
-    let impostor = h.shares(&h.impostor);
+    let genuine = ScoreHistogram::shares(&h.genuine);
+    let impostor = ScoreHistogram::shares(&h.impostor);
     let top = genuine
         .iter()
         .chain(&impostor)
@@ -256,9 +263,9 @@ fn draw_histogram<DB: DrawingBackend>(
             .label(format!(
                 "{label} ({})",
                 if i == 0 {
-                    h.total(&h.genuine)
+                    ScoreHistogram::total(&h.genuine)
                 } else {
-                    h.total(&h.impostor)
+                    ScoreHistogram::total(&h.impostor)
                 }
             ))
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled()));

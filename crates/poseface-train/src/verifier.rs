@@ -193,8 +193,8 @@ impl VerificationSet {
     }
 }
 
-/// Writes `report.md`, `roc.svg` and `pose_accuracy.svg` into `dir`: the model's reports
-/// beside the raw-pixel baseline's.
+/// Writes `report.md`, `roc.svg`, `pose_accuracy.svg` and `scores_<set>.svg` (each plot with
+/// its PNG) into `dir`: the model's reports beside the raw-pixel baseline's.
 pub fn write_report(
     dir: &Path,
     title: &str,
