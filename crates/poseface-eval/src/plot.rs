@@ -127,7 +127,9 @@ pub fn pose_accuracy(series: &[(String, PoseStratified)], path: &Path) -> Result
     if series.is_empty() {
         return Err(EvalError::TooFew("no set with poses to plot".into()));
     }
-    svg_and_png!(path, (960, 480), draw_pose_accuracy(series))
+    // Taller with more series, so the legend above the bars never squeezes them.
+    let height = 480 + 16 * series.len().saturating_sub(2) as u32;
+    svg_and_png!(path, (960, height), draw_pose_accuracy(series))
 }
 
 fn draw_pose_accuracy<DB: DrawingBackend>(
@@ -148,10 +150,16 @@ fn draw_pose_accuracy<DB: DrawingBackend>(
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(56)
-        // Room above 100% for the legend, so that it never covers a bar.
+        // Room above 100% for the legend (about 16 pixels a row and 24 of frame), so that it
+        // never covers a bar: the axis top in percent for a plotting area of `plot` pixels
+        // (the drawing's height less caption, margins and labels).
         .build_cartesian_2d(
             -0.5f64..(n as f64 - 0.5),
-            0f64..100.0 + 12.0 * series.len() as f64,
+            0f64..{
+                let plot = root.dim_in_pixel().1 as f64 - 100.0;
+                let legend = 16.0 * series.len() as f64 + 24.0;
+                100.0 * plot / (plot - legend).max(plot / 3.0)
+            },
         )
         .map_err(text)?;
     chart
