@@ -32,6 +32,21 @@ fn ensure_font() {
     });
 }
 
+/// A white drawing with `title` above and room for axis labels: every plot's frame.
+fn frame<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+) -> Result<ChartBuilder<'a, 'a, DB>, String> {
+    root.fill(&WHITE).map_err(text)?;
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(56);
+    Ok(builder)
+}
+
 /// Draws the series' legend boxed at `position`.
 fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
@@ -95,12 +110,7 @@ fn draw_tar_far<DB: DrawingBackend>(
     series: &[(String, Vec<(f64, f64)>)],
     min_far: f64,
 ) -> Drawn {
-    root.fill(&WHITE).map_err(text)?;
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(44)
-        .y_label_area_size(56)
+    let mut chart = frame(root, title)?
         .build_cartesian_2d((min_far..1f64).log_scale(), 0f64..1.0f64)
         .map_err(text)?;
     chart
@@ -144,12 +154,7 @@ fn draw_pose_accuracy<DB: DrawingBackend>(
         .map(|b| b.bucket.clone())
         .collect();
     let n = labels.len();
-    root.fill(&WHITE).map_err(text)?;
-    let mut chart = ChartBuilder::on(root)
-        .caption("verification accuracy by pose", ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(44)
-        .y_label_area_size(56)
+    let mut chart = frame(root, "verification accuracy by pose")?
         // Room above 100% for the legend (about 16 pixels a row and 24 of frame), so that it
         // never covers a bar: the axis top in percent for a plotting area of `plot` pixels
         // (the drawing's height less caption, margins and labels).
@@ -236,12 +241,7 @@ fn draw_histogram<DB: DrawingBackend>(
         .max(1e-3)
         * 1.1;
     let (lo, hi) = (h.edges[0], h.edges[h.edges.len() - 1]);
-    root.fill(&WHITE).map_err(text)?;
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(44)
-        .y_label_area_size(56)
+    let mut chart = frame(root, title)?
         .build_cartesian_2d(lo..hi, 0f64..top)
         .map_err(text)?;
     chart
