@@ -57,9 +57,15 @@ const REAL_SETS: [(&str, &str, &[&str]); 2] = [
 /// Arguments of `cargo xtask ablation`.
 #[derive(Args)]
 pub struct AblationArgs {
-    /// The study's configs, one method each, in table order.
-    #[arg(long, default_value = "configs/ablation")]
-    configs: PathBuf,
+    /// The study's configs, one method each, in table order: directories (every `*.toml` in
+    /// name order) or single files, comma-separated; the first directory's `README.md` heads
+    /// the report.
+    #[arg(long, value_delimiter = ',', default_value = "configs/ablation")]
+    configs: Vec<PathBuf>,
+    /// The report to write; its plots go to the directory of the same name in lower case
+    /// beside it (`docs/RESULTS.md` → `docs/results/`), whose `conclusion.md` is the footer.
+    #[arg(long, default_value = "docs/RESULTS.md")]
+    report: PathBuf,
     /// Seeds, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
     seeds: Vec<u64>,
@@ -82,14 +88,22 @@ struct Method {
     name: String,
 }
 
-fn methods(dir: &Path, only: &[String]) -> Result<Vec<Method>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    files.sort();
-    let mut out = Vec::new();
+fn methods(paths: &[PathBuf], only: &[String]) -> Result<Vec<Method>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut in_dir: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                .collect();
+            in_dir.sort();
+            files.extend(in_dir);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let mut out: Vec<Method> = Vec::new();
     for config in files {
         let text = std::fs::read_to_string(&config)?;
         let table: toml::Table =
@@ -99,12 +113,15 @@ fn methods(dir: &Path, only: &[String]) -> Result<Vec<Method>> {
             .and_then(|n| n.as_str())
             .with_context(|| format!("{}: no name", config.display()))?
             .to_string();
+        if out.iter().any(|m| m.name == name) {
+            bail!("{}: a second config named {name}", config.display());
+        }
         if only.is_empty() || only.contains(&name) {
             out.push(Method { config, name });
         }
     }
     if out.is_empty() {
-        bail!("no configs in {} (or none named by --only)", dir.display());
+        bail!("no configs in {paths:?} (or none named by --only)");
     }
     Ok(out)
 }
@@ -162,7 +179,21 @@ pub fn run(a: AblationArgs) -> Result<()> {
             keep_record(&run, &record)?;
         }
     }
-    report(&bin, &methods, &a.seeds)
+    let header = a
+        .configs
+        .iter()
+        .find(|p| p.is_dir())
+        .map(|d| d.join("README.md"));
+    report(&bin, &methods, &a.seeds, &a.report, header.as_deref())
+}
+
+/// The plots directory of a report: `docs/RESULTS.md` → `docs/results`.
+fn plots_dir(report: &Path) -> PathBuf {
+    let stem = report.file_stem().map_or_else(
+        || "report".to_string(),
+        |s| s.to_string_lossy().to_lowercase(),
+    );
+    report.with_file_name(stem)
 }
 
 /// Whether a record holds everything the report reads (the real-face report only when
@@ -239,8 +270,14 @@ fn evaluate(bin: &Path, run: &Path, real: &[PathBuf], device: &str, label: &str)
     Ok(())
 }
 
-/// `docs/RESULTS.md` and its plots from every kept record, methods in config order.
-fn report(bin: &Path, methods: &[Method], seeds: &[u64]) -> Result<()> {
+/// The report and its plots from every kept record, methods in config order.
+fn report(
+    bin: &Path,
+    methods: &[Method],
+    seeds: &[u64],
+    out: &Path,
+    header: Option<&Path>,
+) -> Result<()> {
     let mut runs = Vec::new();
     for m in methods {
         for seed in seeds {
@@ -255,13 +292,12 @@ fn report(bin: &Path, methods: &[Method], seeds: &[u64]) -> Result<()> {
     }
     let mut cmd = Command::new(bin);
     cmd.arg("report").args(&runs);
-    cmd.args(["--out", "docs/RESULTS.md", "--plots", "docs/results"]);
-    for (flag, file) in [
-        ("--header", "configs/ablation/README.md"),
-        ("--footer", "docs/results/conclusion.md"),
-    ] {
-        if Path::new(file).is_file() {
-            cmd.args([flag, file]);
+    let plots = plots_dir(out);
+    cmd.arg("--out").arg(out).arg("--plots").arg(&plots);
+    let footer = plots.join("conclusion.md");
+    for (flag, file) in [("--header", header), ("--footer", Some(footer.as_path()))] {
+        if let Some(file) = file.filter(|f| f.is_file()) {
+            cmd.arg(flag).arg(file);
         }
     }
     crate::run_cmd(&mut cmd)
@@ -270,6 +306,18 @@ fn report(bin: &Path, methods: &[Method], seeds: &[u64]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_report_has_its_plots_in_the_directory_of_its_name() {
+        assert_eq!(
+            plots_dir(Path::new("docs/RESULTS.md")),
+            PathBuf::from("docs/results")
+        );
+        assert_eq!(
+            plots_dir(Path::new("docs/SWEEPS.md")),
+            PathBuf::from("docs/sweeps")
+        );
+    }
 
     #[test]
     fn a_record_keeps_what_the_report_reads_and_completes_the_run() {
