@@ -1,24 +1,33 @@
 #!/usr/bin/env python3
-"""PyTorch peer of `crates/poseface-model/benches/backbone.rs` (our own script).
+"""PyTorch peer of `poseface bench backbone` (our own script).
 
-Times, on the CPU with the same thread count, the same IResNet (the architecture of
-scripts/iresnet_reference.py) at the same shapes:
-  forward     eval mode, no_grad, batch B
+Times, on the same device (and on the CPU with the same thread count), the same IResNet
+(the architecture of scripts/iresnet_reference.py) at the same shapes:
+  forward     eval mode, no_grad, a batch already on the device
+  embed_flip  eval mode, no_grad: aligned 112x112 faces from host memory, uploaded,
+              average-pooled to the input side, embedded with their mirror images,
+              summed and read back
   train_step  train mode: forward, mean-squared error to a fixed target, backward,
               SGD (lr 0.1, momentum 0.9, weight decay 5e-4)
-and writes the median seconds per iteration as JSON.
+and writes the median seconds per iteration (after --warmup untimed) as JSON. With --amp
+(CUDA only) all three run under float16 autocast, the training step with a gradient
+scaler, as arcface_torch trains with fp16.
 
     target/torch-venv/bin/python scripts/backbone_bench.py \
         --models r18-w0.25-s56,r18 --batch 32 --threads 2 --out target/bench/backbone_torch.json
 """
 import argparse
+import contextlib
 import json
 import os
+import resource
 import statistics
 import sys
 import time
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from iresnet_reference import LAYERS, IResNet  # noqa: E402
@@ -52,41 +61,76 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    ap.add_argument("--amp", action="store_true", help="float16 autocast (CUDA only)")
     ap.add_argument("--out", default="target/bench/backbone_torch.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    device = torch.device(args.device)
+    if args.amp and device.type != "cuda":
+        sys.exit("--amp needs a CUDA device")
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+
+    def autocast():
+        if args.amp:
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
     results = {"torch": torch.__version__, "threads": args.threads, "batch": args.batch,
-               "models": {}}
+               "device": torch.cuda.get_device_name(device) if cuda else "cpu",
+               "amp": args.amp, "models": {}}
     for name in [m for m in args.models.split(",") if m]:
         arch, width, size = parse(name)
-        model = IResNet(LAYERS[arch], width=width, input_size=size, embedding=512)
-        x = torch.rand(args.batch, 3, size, size) * 2 - 1
-        target = torch.randn(args.batch, 512)
+        model = IResNet(LAYERS[arch], width=width, input_size=size, embedding=512).to(device)
+        x = (torch.rand(args.batch, 3, size, size) * 2 - 1).to(device)
+        faces = np.random.default_rng(0).uniform(-1, 1, (args.batch, 3, 112, 112)).astype(
+            np.float32)
+        target = torch.randn(args.batch, 512).to(device)
 
         model.eval()
 
         def forward():
-            with torch.no_grad():
+            with torch.no_grad(), autocast():
                 model(x).sum().item()
 
-        fwd = median_time(forward, args.iters)
+        def embed_flip():
+            with torch.no_grad(), autocast():
+                batch = torch.from_numpy(faces).to(device)
+                if size != 112:
+                    batch = F.avg_pool2d(batch, 112 // size)
+                e = model(batch) + model(torch.flip(batch, dims=[3]))
+                e.float().cpu().numpy()
+
+        fwd = median_time(forward, args.iters, args.warmup)
+        emb = median_time(embed_flip, args.iters, args.warmup)
         model.train()
         opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1,
                               momentum=0.9, weight_decay=5e-4)
+        scaler = torch.amp.GradScaler("cuda", enabled=args.amp)
 
         def step():
             opt.zero_grad(set_to_none=True)
-            loss = ((model(x) - target) ** 2).mean()
-            loss.backward()
-            opt.step()
+            with autocast():
+                loss = ((model(x).float() - target) ** 2).mean()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             model.fc.bias.sum().item()
 
-        train = median_time(step, args.iters)
-        results["models"][name] = {"forward_s": fwd, "train_step_s": train}
+        train = median_time(step, args.iters, args.warmup)
+        results["models"][name] = {"forward_s": fwd, "embed_flip_s": emb, "train_step_s": train}
+        if cuda:
+            results["models"][name]["peak_device_bytes"] = torch.cuda.max_memory_allocated(device)
         print(f"torch/{name}/b{args.batch}: forward {fwd * 1e3:.1f} ms "
-              f"({args.batch / fwd:.1f} img/s), train_step {train * 1e3:.1f} ms "
+              f"({args.batch / fwd:.1f} img/s), embed_flip {emb * 1e3:.1f} ms "
+              f"({args.batch / emb:.1f} img/s), train_step {train * 1e3:.1f} ms "
               f"({args.batch / train:.1f} img/s)", flush=True)
+    # ru_maxrss is in KiB on Linux.
+    results["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(results, f, indent=1)

@@ -20,6 +20,16 @@ pub struct BenchArgs {
     /// Run one suite only and replace its section of the existing `docs/BENCHMARKS.md`.
     #[arg(long, value_enum)]
     only: Option<Suite>,
+    /// Where the backbone suite runs: `cpu` (default: every suite), or `cuda[:N]`, `wgpu`,
+    /// `vulkan`, `tch`, `tch-cuda[:N]`: the backbone suite alone on that device, `poseface`
+    /// built with its feature, beside PyTorch in float32 and with AMP on the same card; its
+    /// section is added to `docs/BENCHMARKS.md`.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Measure this prebuilt `poseface` binary instead of building one (for a machine with a
+    /// GPU but no Rust toolchain, run the binary and the script by hand; see the docs).
+    #[arg(long)]
+    poseface: Option<PathBuf>,
 }
 
 /// A suite that `--only` can run alone.
@@ -36,16 +46,30 @@ enum Suite {
 /// Runs the suites.
 pub fn run(args: BenchArgs) -> Result<()> {
     let root = crate::workspace_root();
-    if let Some(suite) = args.only {
-        let section = match suite {
-            Suite::Synth => synth_section(&root, args.quick)?,
-            Suite::Eval => eval_section(&root, args.quick)?,
-            Suite::Backbone => backbone_section(&root, args.quick, args.install_torch)?,
+    let backbone = |quick: bool| {
+        backbone_section(
+            &root,
+            quick,
+            args.install_torch,
+            &args.device,
+            args.poseface.as_deref(),
+        )
+    };
+    let on_cpu = device_feature(&args.device)?.is_none();
+    if args.only.is_some() || !on_cpu {
+        let section = match args.only {
+            Some(Suite::Synth) => synth_section(&root, args.quick)?,
+            Some(Suite::Eval) => eval_section(&root, args.quick)?,
+            Some(Suite::Backbone) | None => backbone(args.quick)?,
         };
         let path = root.join("docs/BENCHMARKS.md");
         let doc = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
-        let doc = replace_section(&doc, &section)
-            .with_context(|| format!("{}: no section to replace", path.display()))?;
+        let doc = match replace_section(&doc, &section) {
+            Some(doc) => doc,
+            // A device's section the first time it is measured.
+            None if !on_cpu => format!("{}\n\n{}", doc.trim_end(), section),
+            None => anyhow::bail!("{}: no section to replace", path.display()),
+        };
         std::fs::write(&path, doc)?;
         println!("{section}");
         return Ok(());
@@ -53,7 +77,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     run_suite("poseface-data", "pipeline", args.quick, "test")?;
     let synth = synth_section(&root, args.quick)?;
     let eval = eval_section(&root, args.quick)?;
-    let backbone = backbone_section(&root, args.quick, args.install_torch)?;
+    let backbone = backbone(args.quick)?;
     let ours = criterion_rate(
         &root.join("target/criterion/pipeline/decode_align_flip_normalise_1thread/new"),
     )?;
@@ -305,63 +329,200 @@ fn eval_section(root: &Path, quick: bool) -> Result<String> {
     ))
 }
 
-/// Images per second from a criterion `estimates.json` + `benchmark.json` (throughput).
-/// Backbone forward and training step, ours (flex) beside PyTorch eager on the same cores.
-fn backbone_section(root: &Path, quick: bool, install_torch: bool) -> Result<String> {
-    let models = if quick {
-        "r18-w0.25-s56"
+/// Models and batch sizes of the backbone suite.
+fn backbone_plan(quick: bool) -> (&'static [&'static str], &'static [usize]) {
+    if quick {
+        (&["r18-w0.25-s56"], &[32])
     } else {
-        "r18-w0.25-s56,r18,r50"
-    };
+        (&["r18-w0.25-s56", "r18", "r50"], &[32, 128])
+    }
+}
+
+/// The cargo feature that compiles `device` into `poseface` (`None`: the default `flex`).
+fn device_feature(device: &str) -> Result<Option<&'static str>> {
+    let kind = device.split(':').next().unwrap_or_default();
+    Ok(match kind {
+        "cpu" | "flex" => None,
+        "cuda" => Some("cuda"),
+        "wgpu" => Some("wgpu"),
+        "vulkan" => Some("vulkan"),
+        "tch" | "tch-cuda" => Some("tch"),
+        other => anyhow::bail!(
+            "--device {other}: expected cpu, cuda[:N], wgpu, vulkan, tch or tch-cuda[:N]"
+        ),
+    })
+}
+
+/// The PyTorch device that is the peer of our `device` on the same machine: the CPU for
+/// `cpu` and `tch`, else the CUDA card.
+fn torch_device(device: &str) -> String {
+    match device.split_once(':') {
+        _ if device == "cpu" || device == "flex" || device == "tch" => "cpu".into(),
+        Some(("cuda" | "tch-cuda", n)) => format!("cuda:{n}"),
+        _ => "cuda".into(),
+    }
+}
+
+/// The `poseface` binary to measure: `prebuilt`, or a release build with `device`'s feature.
+fn poseface_binary(root: &Path, device: &str, prebuilt: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = prebuilt {
+        anyhow::ensure!(p.is_file(), "--poseface {}: no such file", p.display());
+        return Ok(p.to_path_buf());
+    }
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.env("POSEFACE_BENCH_MODELS", models).args([
-        "bench",
-        "-p",
-        "poseface-model",
-        "--bench",
-        "backbone",
-    ]);
+    cmd.args(["build", "--release", "-p", "poseface"]);
+    if let Some(feature) = device_feature(device)? {
+        cmd.args(["--features", feature]);
+    }
     crate::run_cmd(&mut cmd)?;
-    let secs = |name: &str| -> Result<f64> {
-        let p = root.join(format!("target/criterion/flex/{name}/new/estimates.json"));
-        let text = std::fs::read_to_string(&p).with_context(|| format!("{}", p.display()))?;
-        let v: serde_json::Value = serde_json::from_str(&text)?;
-        Ok(v["mean"]["point_estimate"].as_f64().context("mean")? * 1e-9)
-    };
-    let peer = torch_peer(root, models, install_torch);
+    Ok(root.join("target/release/poseface"))
+}
+
+/// Reads a JSON file a benchmark wrote.
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}", path.display()))
+}
+
+/// One measurement cell: `72 ms (446.0 img/s)`.
+fn time_cell(secs: f64, batch: usize) -> String {
+    format!("{:.0} ms ({:.1} img/s)", secs * 1e3, batch as f64 / secs)
+}
+
+/// Backbone forward, embedding with flip and training step, ours (`poseface bench
+/// backbone`, one process per model and batch) beside PyTorch on the same device.
+fn backbone_section(
+    root: &Path,
+    quick: bool,
+    install_torch: bool,
+    device: &str,
+    prebuilt: Option<&Path>,
+) -> Result<String> {
+    let gpu = device_feature(device)?.is_some() && torch_device(device) != "cpu";
+    let (models, batches) = backbone_plan(quick);
+    let (warmup, iters) = if gpu { ("5", "20") } else { ("1", "3") };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .to_string();
+    let bin = poseface_binary(root, device, prebuilt)?;
+    let out = root.join("target/bench/backbone");
+    std::fs::create_dir_all(&out)?;
+    let py = torch_python(root, install_torch);
+    let torch_dev = torch_device(device);
     let mut rows = String::new();
-    for model in models.split(',') {
-        for (what, key) in [("forward", "forward_s"), ("train_step", "train_step_s")] {
-            let ours = secs(&format!("{model}_b32_{what}"))?;
-            let theirs = peer.as_ref().and_then(|p| p["models"][model][key].as_f64());
-            let (peer_cell, ratio) = match theirs {
-                Some(t) => (
-                    format!("{:.0} ms ({:.1} img/s)", t * 1e3, 32.0 / t),
-                    format!("{:.2}×", t / ours),
-                ),
-                None => ("skipped: no PyTorch".to_string(), "–".to_string()),
+    let mut memory = String::new();
+    let mut results = Vec::new();
+    let mut torch_version = None;
+    let mut card = None;
+    for model in models {
+        for &batch in batches {
+            let tag = format!("{model}-b{batch}");
+            let ours_file = out.join(format!("ours-{tag}.json"));
+            crate::run_cmd(
+                Command::new(&bin)
+                    .args(["bench", "backbone", "--model", model, "--device", device])
+                    .args([
+                        "--batch",
+                        &batch.to_string(),
+                        "--warmup",
+                        warmup,
+                        "--iters",
+                        iters,
+                    ])
+                    .arg("--json")
+                    .arg(&ours_file),
+            )?;
+            let ours = read_json(&ours_file)?;
+            let peer = |amp: bool| -> Option<serde_json::Value> {
+                let py = py.as_ref()?;
+                let file = out.join(format!("torch-{tag}{}.json", if amp { "-amp" } else { "" }));
+                let mut cmd = Command::new(py);
+                cmd.current_dir(root)
+                    .args(["scripts/backbone_bench.py", "--models", model])
+                    .args(["--batch", &batch.to_string(), "--threads", &threads])
+                    .args(["--device", &torch_dev, "--warmup", warmup, "--iters", iters])
+                    .arg("--out")
+                    .arg(&file);
+                if amp {
+                    cmd.arg("--amp");
+                }
+                if !cmd.status().is_ok_and(|s| s.success()) {
+                    eprintln!(
+                        "skipping the PyTorch peer for {tag}: scripts/backbone_bench.py failed"
+                    );
+                    return None;
+                }
+                read_json(&file).ok()
             };
-            rows.push_str(&format!(
-                "| {model} | {what} | {:.0} ms ({:.1} img/s) | {peer_cell} | {ratio} |\n",
-                ours * 1e3,
-                32.0 / ours
+            let fp32 = peer(false);
+            let amp = if gpu { peer(true) } else { None };
+            if let Some(p) = &fp32 {
+                torch_version = p["torch"].as_str().map(str::to_string);
+                card = p["device"].as_str().map(str::to_string);
+            }
+            for what in ["forward", "embed_flip", "train_step"] {
+                let key = format!("{what}_s");
+                let mine = ours[&key].as_f64().context("our timing")?;
+                let mut row = format!(
+                    "| {model} | {batch} | {what} | {} |",
+                    time_cell(mine, batch)
+                );
+                let peers = if gpu { vec![&fp32, &amp] } else { vec![&fp32] };
+                for p in peers {
+                    match p.as_ref().and_then(|p| p["models"][*model][&key].as_f64()) {
+                        Some(t) => {
+                            row.push_str(&format!(" {} | {:.2}× |", time_cell(t, batch), t / mine))
+                        }
+                        None => row.push_str(" skipped: no PyTorch | – |"),
+                    }
+                }
+                rows.push_str(&row);
+                rows.push('\n');
+            }
+            let mb =
+                |v: Option<u64>| v.map_or("–".to_string(), |b| format!("{} MB", b / 1_000_000));
+            memory.push_str(&format!(
+                "| {model} | {batch} | {} | {} |\n",
+                mb(ours["peak_rss_bytes"].as_u64()),
+                mb(fp32.as_ref().and_then(|p| p["peak_rss_bytes"].as_u64()))
             ));
+            results.push(serde_json::json!({
+                "model": model, "batch": batch, "ours": ours, "torch": fp32, "torch_amp": amp,
+            }));
         }
     }
-    let torch = peer
-        .as_ref()
-        .and_then(|p| p["torch"].as_str().map(str::to_string))
-        .unwrap_or_else(|| "not run".into());
+    std::fs::write(
+        root.join("target/bench/backbone.json"),
+        serde_json::to_string_pretty(&serde_json::json!({ "device": device, "runs": results }))?,
+    )?;
+    let torch = torch_version.unwrap_or_else(|| "not run".into());
+    if gpu {
+        let card = card.unwrap_or_else(|| "an unnamed GPU".into());
+        return Ok(format!(
+            "## Backbones on {card} (`--device {device}`)\n\n\
+             `cargo xtask bench --device {device}`: IResNet in float32 on burn 0.22.1's `{device}` backend \
+             beside PyTorch {torch} on the same card, in float32 and with float16 autocast (AMP, a \
+             gradient scaler in the training step, as arcface_torch trains). Median of {iters} \
+             repetitions after {warmup} untimed. Ratio = PyTorch time / ours.\n\n\
+             | model | batch | what | ours | PyTorch fp32 | ratio | PyTorch AMP | ratio |\n\
+             |---|---|---|---|---|---|---|---|\n{rows}"
+        ));
+    }
     Ok(format!(
         "## Backbones (`poseface-model`)\n\n\
-         IResNet at batch 32 on the pure-Rust `flex` backend (burn 0.22.1) beside PyTorch {torch} eager \
-         (`scripts/backbone_bench.py`), both on 2 threads, same network, shapes and loss \
-         (mean squared error to a fixed target), SGD with momentum 0.9 and weight decay 5e-4. \
-         `forward` is inference (running batch-norm statistics, no autodiff); `train_step` is \
-         forward + backward + optimiser step. `r18-w0.25-s56` is the CPU-sized default of the \
-         synthetic runs (¼ width, 56×56 input). Ratio = PyTorch time / ours (above 1: we are faster).\n\n\
-         | model | what | ours | PyTorch | ratio |\n|---|---|---|---|---|\n{rows}\n\
-         Where the time goes (`perf record` of the `r18-w0.25-s56` training step on `flex`, \
+         IResNet on the pure-Rust `flex` backend (burn 0.22.1, `poseface bench backbone`) beside PyTorch \
+         {torch} eager (`scripts/backbone_bench.py`), both on {threads} threads, same network, shapes and loss \
+         (mean squared error to a fixed target), SGD with momentum 0.9 and weight decay 5e-4; each process \
+         measures one model at one batch size, median of {iters} repetitions after {warmup} untimed. \
+         `forward` is inference on a batch already in memory (running batch-norm statistics, no autodiff); \
+         `embed_flip` is what `poseface embed --flip` does per batch: 112×112 faces from host memory, \
+         pooled to the network's input side, embedded with their mirror images, summed and read back; \
+         `train_step` is forward + backward + optimiser step. `r18-w0.25-s56` is the CPU-sized default \
+         of the synthetic runs (¼ width, 56×56 input). Ratio = PyTorch time / ours (above 1: we are faster).\n\n\
+         | model | batch | what | ours | PyTorch | ratio |\n|---|---|---|---|---|---|\n{rows}\n\
+         Peak resident memory of each process (the whole measurement of one model at one batch size):\n\n\
+         | model | batch | ours | PyTorch |\n|---|---|---|---|\n{memory}\n\
+         Where the time goes (`perf record` of the `r18-w0.25-s56` training step at batch 32 on `flex`, \
          self time): 28% in the f32 GEMM micro-kernels of the convolutions; 12% in \
          `copy_2d_tiled`, the layout copies `flex`'s convolution makes around its GEMM \
          (im2col and transposes); 13% in `mask_where`, through which burn implements PReLU's \
@@ -372,67 +533,58 @@ fn backbone_section(root: &Path, quick: bool, install_torch: bool) -> Result<Str
          show. At full width (`r18` training step) the GEMM micro-kernels take 44%, the \
          kernel's zeroing of freshly mapped pages 9% (large temporaries are allocated and \
          returned to the system every step), PReLU's masks 6%, layout copies 5% and \
-         element-wise work 5%: the GEMMs dominate and we are at 0.64× of PyTorch's oneDNN, \
-         while at ¼ width the fixed per-op costs (PReLU via masks, layout copies) leave us at \
-         0.30×. Next fixes, in order of payoff: a fused PReLU (forward and backward) as a \
-         custom op, reusing activation buffers across steps, and a 2-D convolution backward \
-         that reuses the forward's GEMM layout.\n"
+         element-wise work 5%: the GEMMs dominate, while at ¼ width the fixed per-op costs \
+         (PReLU via masks, layout copies) weigh more. Next fixes, in order of payoff: a fused PReLU \
+         (forward and backward) as a custom op, reusing activation buffers across steps, and a \
+         2-D convolution backward that reuses the forward's GEMM layout.\n\n\
+         GPUs: `cargo xtask bench --device cuda` (or `wgpu`, `tch-cuda`) builds `poseface` with that \
+         backend and runs this suite on the card beside PyTorch in float32 and with AMP; \
+         `--poseface PATH` measures a prebuilt binary instead.\n"
     ))
 }
 
-fn torch_peer(root: &Path, models: &str, install: bool) -> Option<serde_json::Value> {
+/// A Python that imports torch: `target/torch-venv` (installed there with `install`), else
+/// the system's `python3` if it has torch; `None` (with a message) otherwise.
+fn torch_python(root: &Path, install: bool) -> Option<PathBuf> {
     let venv = root.join("target/torch-venv");
     let py = venv.join("bin/python");
     let has_torch = |py: &Path| {
         Command::new(py)
-            .args(["-c", "import torch"])
+            .args(["-c", "import torch, numpy"])
             .status()
             .is_ok_and(|s| s.success())
     };
-    if !(py.exists() && has_torch(&py)) {
-        if !install {
-            eprintln!(
-                "skipping the PyTorch peer: no torch in target/torch-venv (add --install-torch to install torch 2.9.0, about 7 GB)"
-            );
-            return None;
-        }
-        let ok = |c: &mut Command| c.current_dir(root).status().is_ok_and(|s| s.success());
-        if !(ok(Command::new("python3").args(["-m", "venv"]).arg(&venv))
-            && ok(Command::new(&py).args([
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "torch==2.9.0",
-                "numpy",
-                "safetensors",
-            ])))
-        {
-            eprintln!("skipping the PyTorch peer: could not install torch 2.9.0");
-            return None;
-        }
+    if py.exists() && has_torch(&py) {
+        return Some(py);
     }
-    let out = root.join("target/bench/backbone_torch.json");
-    let _ = std::fs::create_dir_all(root.join("target/bench"));
-    let status = Command::new(&py)
-        .current_dir(root)
-        .args([
-            "scripts/backbone_bench.py",
-            "--models",
-            models,
-            "--threads",
-            "2",
-            "--out",
-        ])
-        .arg(&out)
-        .status();
-    if !status.is_ok_and(|s| s.success()) {
-        eprintln!("skipping the PyTorch peer: scripts/backbone_bench.py failed");
+    if !install && has_torch(Path::new("python3")) {
+        return Some(PathBuf::from("python3"));
+    }
+    if !install {
+        eprintln!(
+            "skipping the PyTorch peer: no torch in target/torch-venv or python3 (add --install-torch to install torch 2.9.0, about 7 GB)"
+        );
         return None;
     }
-    serde_json::from_str(&std::fs::read_to_string(&out).ok()?).ok()
+    let ok = |c: &mut Command| c.current_dir(root).status().is_ok_and(|s| s.success());
+    if !(ok(Command::new("python3").args(["-m", "venv"]).arg(&venv))
+        && ok(Command::new(&py).args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "torch==2.9.0",
+            "numpy",
+            "safetensors",
+        ])))
+    {
+        eprintln!("skipping the PyTorch peer: could not install torch 2.9.0");
+        return None;
+    }
+    Some(py)
 }
 
+/// Images per second from a criterion `estimates.json` + `benchmark.json` (throughput).
 fn criterion_rate(dir: &Path) -> Result<f64> {
     let read = |f: &str| -> Result<serde_json::Value> {
         let p = dir.join(f);

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::store::{FloatCastAdapter, ModuleSnapshot, SafetensorsStore};
+use burn::tensor::DType;
 use burn::tensor::Device;
 
 use crate::LandmarkError;
@@ -17,8 +18,10 @@ pub const CONFIG_KEY: &str = "poseface.landmark_autoencoder";
 /// place).
 pub fn save(ae: &LandmarkAutoencoder, path: &Path) -> Result<(), LandmarkError> {
     let config = serde_json::to_string(&ae.config()).expect("the config serialises");
+    // Float32 on disk whatever the training device's float type.
     let mut store = SafetensorsStore::from_file(path)
         .overwrite(true)
+        .with_to_adapter(FloatCastAdapter::to(DType::F32))
         .metadata(CONFIG_KEY, config);
     ae.save_into(&mut store).map_err(|e| LandmarkError::File {
         path: path.to_path_buf(),
@@ -50,7 +53,9 @@ pub fn load(path: &Path, device: &Device) -> Result<LandmarkAutoencoder, Landmar
         .validate()
         .map_err(|e| file(format!("`{CONFIG_KEY}` metadata: {e}")))?;
     let mut ae = config.init(device);
-    let mut store = SafetensorsStore::from_bytes(Some(bytes));
+    // Into the device's float type (a half-precision training run loads the float32 file).
+    let mut store = SafetensorsStore::from_bytes(Some(bytes))
+        .with_from_adapter(FloatCastAdapter::to(device.settings().float_dtype.into()));
     let result = ae.load_from(&mut store).map_err(|e| file(e.to_string()))?;
     if !result.is_success() || !result.missing.is_empty() {
         return Err(file(format!(

@@ -12,9 +12,33 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::store::{
-    ApplyResult, BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter,
-    PytorchStore, SafetensorsStore,
+    ApplyResult, BurnToPyTorchAdapter, FloatCastAdapter, KeyRemapper, ModuleAdapter,
+    ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
+use burn::tensor::DType;
+
+/// The float type of tensors made on `module`'s device (float32 for a module without
+/// tensors): what weights read from a file must be cast to before they join it.
+pub fn float_dtype<M: Module>(module: &M) -> DType {
+    module
+        .devices()
+        .into_iter()
+        .next()
+        .map_or(DType::F32, |d| d.settings().float_dtype.into())
+}
+
+/// Casts every float tensor read from a file to `module`'s float type, so that weights
+/// saved in float32 load into a half-precision network and the other way round.
+pub fn cast_to_module<M: Module>(module: &M) -> FloatCastAdapter {
+    FloatCastAdapter::to(float_dtype(module))
+}
+
+/// Casts every float tensor written to a file to float32: files leave in the type every
+/// reader (PyTorch, insightface's tools, a float32 network) takes, whatever the training
+/// precision.
+pub fn cast_to_f32() -> FloatCastAdapter {
+    FloatCastAdapter::to(DType::F32)
+}
 
 /// How insightface's key names map onto our module paths: `(regex, replacement)`, applied in
 /// order. Everything not listed keeps its name (`conv1.weight`, `layer1.0.bn2.running_var`,
@@ -146,6 +170,12 @@ pub fn load_insightface<M: Module + ModuleSnapshot>(
     };
     let result = match CheckpointFormat::of(path) {
         CheckpointFormat::Pytorch => {
+            if float_dtype(&module) != DType::F32 {
+                return Err(read_error(format!(
+                    "PyTorch pickles load into float32 networks only (this one is {:?}); convert the weights to safetensors",
+                    float_dtype(&module)
+                )));
+            }
             let mut store = PytorchStore::from_file(path)
                 .remap(remapper(&INSIGHTFACE_TO_MODULE))
                 .allow_partial(true)
@@ -160,7 +190,7 @@ pub fn load_insightface<M: Module + ModuleSnapshot>(
                 return Err(read_error("no such file".into()));
             }
             let mut store = SafetensorsStore::from_file(path)
-                .with_from_adapter(PyTorchToBurnAdapter)
+                .with_from_adapter(PyTorchToBurnAdapter.chain(cast_to_module(&module)))
                 .skip_enum_variants(true)
                 .remap(remapper(&INSIGHTFACE_TO_MODULE))
                 .allow_partial(true)
@@ -212,7 +242,7 @@ pub fn save_insightface<M: Module + ModuleSnapshot>(
     };
     let tmp = path.with_extension("safetensors.tmp");
     let mut store = SafetensorsStore::from_file(&tmp)
-        .with_to_adapter(BurnToPyTorchAdapter)
+        .with_to_adapter(BurnToPyTorchAdapter.chain(cast_to_f32()))
         .skip_enum_variants(true)
         .remap(remapper(&MODULE_TO_INSIGHTFACE))
         .metadata("format", "pt")

@@ -45,7 +45,9 @@ pub mod pose_regressor;
 pub use backbone::{Backbone, BackboneConfig};
 pub use disentangle::{DisentangledHead, DisentangledHeadConfig};
 pub use dream::{Dream, DreamConfig};
-pub use import::{ImportError, load_insightface, save_insightface};
+pub use import::{
+    ImportError, cast_to_f32, cast_to_module, float_dtype, load_insightface, save_insightface,
+};
 pub use iresnet::{IResNet, IResNetConfig, IResNetDepth};
 pub use mobilefacenet::{MobileFaceNet, MobileFaceNetConfig};
 pub use param_ids::stable_param_ids;

@@ -168,7 +168,8 @@ impl Checkpoint {
             Some(mut head) => {
                 let path = self.dir.join(POSE_HEAD);
                 let bad = |m: String| TrainError::Data(format!("{}: {m}", path.display()));
-                let mut store = SafetensorsStore::from_file(&path);
+                let mut store = SafetensorsStore::from_file(&path)
+                    .with_from_adapter(poseface_model::cast_to_module(&head));
                 let result = head.load_from(&mut store).map_err(|e| bad(e.to_string()))?;
                 if !result.is_success() || !result.missing.is_empty() {
                     return Err(bad(format!(

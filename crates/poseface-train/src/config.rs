@@ -134,6 +134,36 @@ pub struct OptimConfig {
     /// Gradient clipping: each parameter's gradient is scaled to at most this L2 norm
     /// (0 disables it).
     pub clip_grad_norm: f64,
+    /// Float type of the network's tensors on the training device: `f32` (default), `f16`
+    /// or `bf16`. A reduced type applies to the whole network, weights and optimiser state
+    /// included (burn sets the device's float type; there is no float32 master copy as in
+    /// PyTorch's AMP), and only where the device computes in it. Class centres and losses
+    /// on the host stay float32.
+    pub precision: Precision,
+}
+
+/// Float type of the network on the training device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats.
+    #[default]
+    F32,
+    /// IEEE half precision.
+    F16,
+    /// bfloat16.
+    Bf16,
+}
+
+impl Precision {
+    /// burn's float type for this precision.
+    pub fn dtype(self) -> burn::tensor::FloatDType {
+        match self {
+            Self::F32 => burn::tensor::FloatDType::F32,
+            Self::F16 => burn::tensor::FloatDType::F16,
+            Self::Bf16 => burn::tensor::FloatDType::BF16,
+        }
+    }
 }
 
 impl Default for OptimConfig {
@@ -147,6 +177,7 @@ impl Default for OptimConfig {
             warmup_steps: 0,
             decay_power: 2.0,
             clip_grad_norm: 5.0,
+            precision: Precision::F32,
         }
     }
 }
@@ -380,6 +411,13 @@ mod tests {
         assert_eq!(c.optim.clip_grad_norm, 5.0);
         assert_eq!(c.head.name(), "arcface");
         assert_eq!(c.model.backbone, "r50");
+        assert_eq!(c.optim.precision, Precision::F32);
+        let half = ExperimentConfig::from_toml(MINIMAL, &["optim.precision=bf16".into()]).unwrap();
+        assert_eq!(half.optim.precision, Precision::Bf16);
+        let e = ExperimentConfig::from_toml(MINIMAL, &["optim.precision=fp8".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fp8"), "{e}");
     }
 
     #[test]

@@ -233,7 +233,9 @@ pub const POSE_AWARE_FILE: &str = "pose_aware.safetensors";
 
 /// Writes a block that follows the backbone (burn's tensor names).
 fn save_block<M: Module>(block: &M, path: &Path) -> Result<(), TrainError> {
-    let mut store = SafetensorsStore::from_file(path).overwrite(true);
+    let mut store = SafetensorsStore::from_file(path)
+        .overwrite(true)
+        .with_to_adapter(poseface_model::cast_to_f32());
     block
         .save_into(&mut store)
         .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))
@@ -242,7 +244,8 @@ fn save_block<M: Module>(block: &M, path: &Path) -> Result<(), TrainError> {
 /// Reads a block into `block`, built with the expected shapes; `what` names it in errors.
 fn load_block<M: Module>(mut block: M, path: &Path, what: &str) -> Result<M, TrainError> {
     let bad = |m: String| TrainError::Data(format!("{}: {m}", path.display()));
-    let mut store = SafetensorsStore::from_file(path);
+    let mut store =
+        SafetensorsStore::from_file(path).with_from_adapter(poseface_model::cast_to_module(&block));
     let result = block
         .load_from(&mut store)
         .map_err(|e| bad(e.to_string()))?;

@@ -37,9 +37,11 @@ pub mod probe;
 pub mod trainer;
 pub mod verifier;
 
-pub use config::ExperimentConfig;
+pub use config::{ExperimentConfig, Precision};
 pub use embed::Embedder;
 pub use error::TrainError;
 pub use method::{MethodConfig, PamsConfig, PoseFaceConfig, PoseRegressionConfig, PoseTarget};
-pub use trainer::{PoseLandmarkNme, RunInfo, StepLog, TrainObserver, TrainSummary, Trainer};
+pub use trainer::{
+    PoseLandmarkNme, RunInfo, StepLog, TrainObserver, TrainSummary, Trainer, set_precision,
+};
 pub use verifier::{VerificationSet, VerifyReport};

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
 use crate::checkpoint::{Checkpoint, CheckpointState};
-use crate::config::ExperimentConfig;
+use crate::config::{ExperimentConfig, Precision};
 use crate::embed::{Embedder, resize};
 use crate::method::{MethodConfig, PoseFaceConfig, PoseTarget};
 use crate::probe::{PoseProbe, ProbeFaces};
@@ -165,6 +165,31 @@ pub struct Trainer {
     warnings: Vec<String>,
 }
 
+/// Sets the float type of tensors made on `device` to `precision`'s, or says why it
+/// cannot: the device does not compute in it, or its float type was fixed earlier (burn fixes
+/// it once per device and process, at the first tensor made there).
+pub fn set_precision(device: &mut Device, precision: Precision) -> Result<(), TrainError> {
+    let want = precision.dtype();
+    if device.settings().float_dtype == want {
+        return Ok(());
+    }
+    let fail = |message: String| TrainError::Config {
+        path: "optim.precision".into(),
+        message,
+    };
+    if !device.supports_dtype(want) {
+        return Err(fail(format!(
+            "{precision:?}: this device ({device:?}) does not compute in {want:?}; use f32"
+        )));
+    }
+    device.configure(want).map_err(|e| {
+        fail(format!(
+            "{precision:?}: the device's float type is already {:?} ({e:?}); the precision must be set before any tensor is made on the device, in a fresh process",
+            device.settings().float_dtype
+        ))
+    })
+}
+
 impl Trainer {
     /// Opens the data, builds the model, and resumes from the run's latest checkpoint when
     /// `resume` is set and one exists. `device` must be an autodiff device.
@@ -173,11 +198,12 @@ impl Trainer {
         device: &Device,
         resume: bool,
     ) -> Result<Self, TrainError> {
-        let device = if device.is_autodiff() {
+        let mut device = if device.is_autodiff() {
             device.clone()
         } else {
             device.clone().autodiff()
         };
+        set_precision(&mut device, config.optim.precision)?;
         let dataset = FaceDataset::open(&config.data.train, config.data.augment, config.seed)?;
         if dataset.is_empty() {
             return Err(TrainError::Data(format!(

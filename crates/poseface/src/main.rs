@@ -37,6 +37,11 @@ enum Command {
     Probe(cmd::probe::ProbeArgs),
     /// Runs side by side: tables grouped by method across seeds, and plots.
     Report(cmd::report::ReportArgs),
+    /// Speed of the building blocks on a device: `poseface bench backbone --model r50`.
+    Bench {
+        #[command(subcommand)]
+        command: cmd::bench::BenchCommand,
+    },
     /// Landmark autoencoder: `poseface lae train --out FILE`.
     Lae {
         #[command(subcommand)]
@@ -55,6 +60,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => cmd::embed::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Lae { command } => cmd::lae::run(command),
+        Command::Bench { command } => cmd::bench::run(command),
         Command::Probe(args) => cmd::probe::run(args),
         Command::Report(args) => cmd::report::run(args),
     };

@@ -756,3 +756,121 @@ fn embed_loads_insightface_weights_and_devices_name_their_feature() {
         assert!(err.contains("--features cuda"), "{err}");
     }
 }
+
+#[test]
+fn bench_backbone_writes_its_three_timings() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let out = poseface(&[
+        "bench",
+        "backbone",
+        "--model",
+        "r18-w0.0625-s28",
+        "--batch",
+        "2",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["batch"], 2, "{v}");
+    for key in ["forward_s", "embed_flip_s", "train_step_s"] {
+        let t = v[key].as_f64().unwrap();
+        assert!(t > 0.0 && t < 60.0, "{key}: {v}");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches(" img/s)").count(), 3, "{stdout}");
+    let bad = poseface(&["bench", "backbone", "--model", "r18-s50"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("must divide 112"));
+}
+
+/// The float types of the tensors in a safetensors file (its JSON header).
+fn safetensors_dtypes(path: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    header
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .map(|(_, v)| v["dtype"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_bf16_run_trains_in_bf16_and_its_files_load_in_float32() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth_tiny(tmp.path());
+    let runs = tmp.path().join("runs");
+    let config = tmp.path().join("bf16.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"bf16\"\nruns_dir = \"{}\"\n[data]\ntrain = \"{}\"\nval = [\"{}\"]\ninput_size = 56\n\
+             [model]\nbackbone = \"r18\"\nwidth = 0.0625\nembedding_size = 32\n\
+             [head]\nkind = \"arcface\"\nscale = 16.0\n\
+             [optim]\nbatch_size = 16\nsteps = 4\nprecision = \"bf16\"\n\
+             [eval]\nevery_steps = 100\n[checkpoint]\nevery_steps = 2\n",
+            runs.display(),
+            data.display(),
+            data.join("synth_cplfw.bin").display()
+        ),
+    )
+    .unwrap();
+    let out = poseface(&["train", "--config", config.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = runs.join("bf16");
+    // The loss is computed on the device in bfloat16: every logged value has a zero low half
+    // as a float32 (a float32 computation would leave those bits set almost always).
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let losses: Vec<f64> = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "step")
+        .map(|v| v["loss"].as_f64().unwrap())
+        .collect();
+    assert_eq!(losses.len(), 4, "{metrics}");
+    for loss in &losses {
+        assert_eq!(
+            (*loss as f32).to_bits() & 0xFFFF,
+            0,
+            "{loss} is not a bfloat16"
+        );
+    }
+    // Files are written in float32 ...
+    let f32_only = std::collections::BTreeSet::from(["F32".to_string()]);
+    assert_eq!(safetensors_dtypes(&run.join("model.safetensors")), f32_only);
+    let latest = run.join("checkpoints/step-00000004/backbone.safetensors");
+    assert_eq!(safetensors_dtypes(&latest), f32_only);
+    // ... and a float32 process embeds with them.
+    let emb = tmp.path().join("bf16.npy");
+    let e = poseface(&[
+        "embed",
+        "--run",
+        run.to_str().unwrap(),
+        "--bin",
+        data.join("synth_cplfw.bin").to_str().unwrap(),
+        "--out",
+        emb.to_str().unwrap(),
+    ]);
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    let bytes = std::fs::read(&emb).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    assert_eq!(npy.shape()[1], 32);
+    let values: Vec<f32> = npy.into_vec().unwrap();
+    assert!(values.iter().all(|v| v.is_finite()));
+}

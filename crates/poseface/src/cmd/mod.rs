@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod align;
+pub mod bench;
 pub mod data;
 pub mod device;
 pub mod embed;
