@@ -11,7 +11,8 @@ Times, on the same device (and on the CPU with the same thread count), the same 
               SGD (lr 0.1, momentum 0.9, weight decay 5e-4)
 and writes the median seconds per iteration (after --warmup untimed) as JSON. With --amp
 (CUDA only) all three run under float16 autocast, the training step with a gradient
-scaler, as arcface_torch trains with fp16.
+scaler, as arcface_torch trains with fp16. With --compile the model goes through
+torch.compile first (its compilation happens in the untimed warm-up).
 
     target/torch-venv/bin/python scripts/backbone_bench.py \
         --models r18-w0.25-s56,r18 --batch 32 --threads 2 --out target/bench/backbone_torch.json
@@ -64,6 +65,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--amp", action="store_true", help="float16 autocast (CUDA only)")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the model (inductor) before timing")
     ap.add_argument("--out", default="target/bench/backbone_torch.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -82,10 +85,11 @@ def main():
 
     results = {"torch": torch.__version__, "threads": args.threads, "batch": args.batch,
                "device": torch.cuda.get_device_name(device) if cuda else "cpu",
-               "amp": args.amp, "models": {}}
+               "amp": args.amp, "compile": args.compile, "models": {}}
     for name in [m for m in args.models.split(",") if m]:
         arch, width, size = parse(name)
         model = IResNet(LAYERS[arch], width=width, input_size=size, embedding=512).to(device)
+        net = torch.compile(model) if args.compile else model
         x = (torch.rand(args.batch, 3, size, size) * 2 - 1).to(device)
         faces = np.random.default_rng(0).uniform(-1, 1, (args.batch, 3, 112, 112)).astype(
             np.float32)
@@ -95,14 +99,14 @@ def main():
 
         def forward():
             with torch.no_grad(), autocast():
-                model(x).sum().item()
+                net(x).sum().item()
 
         def embed_flip():
             with torch.no_grad(), autocast():
                 batch = torch.from_numpy(faces).to(device)
                 if size != 112:
                     batch = F.avg_pool2d(batch, 112 // size)
-                e = model(batch) + model(torch.flip(batch, dims=[3]))
+                e = net(batch) + net(torch.flip(batch, dims=[3]))
                 e.float().cpu().numpy()
 
         fwd = median_time(forward, args.iters, args.warmup)
@@ -115,7 +119,7 @@ def main():
         def step():
             opt.zero_grad(set_to_none=True)
             with autocast():
-                loss = ((model(x).float() - target) ** 2).mean()
+                loss = ((net(x).float() - target) ** 2).mean()
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()

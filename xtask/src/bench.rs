@@ -433,9 +433,9 @@ fn backbone_section(
                     .arg(&ours_file),
             )?;
             let ours = read_json(&ours_file)?;
-            let peer = |amp: bool| -> Option<serde_json::Value> {
+            let peer = |flag: Option<&str>| -> Option<serde_json::Value> {
                 let py = py.as_ref()?;
-                let file = out.join(format!("torch-{tag}{}.json", if amp { "-amp" } else { "" }));
+                let file = out.join(format!("torch-{tag}{}.json", flag.unwrap_or("")));
                 let mut cmd = Command::new(py);
                 cmd.current_dir(root)
                     .args(["scripts/backbone_bench.py", "--models", model])
@@ -443,9 +443,7 @@ fn backbone_section(
                     .args(["--device", &torch_dev, "--warmup", warmup, "--iters", iters])
                     .arg("--out")
                     .arg(&file);
-                if amp {
-                    cmd.arg("--amp");
-                }
+                cmd.args(flag);
                 if !cmd.status().is_ok_and(|s| s.success()) {
                     eprintln!(
                         "skipping the PyTorch peer for {tag}: scripts/backbone_bench.py failed"
@@ -454,8 +452,14 @@ fn backbone_section(
                 }
                 read_json(&file).ok()
             };
-            let fp32 = peer(false);
-            let amp = if gpu { peer(true) } else { None };
+            let fp32 = peer(None);
+            let amp = if gpu { peer(Some("--amp")) } else { None };
+            // torch.compile takes minutes per graph on a CPU: there, the default model only.
+            let compiled = if gpu || *model == models[0] {
+                peer(Some("--compile"))
+            } else {
+                None
+            };
             if let Some(p) = &fp32 {
                 torch_version = p["torch"].as_str().map(str::to_string);
                 card = p["device"].as_str().map(str::to_string);
@@ -467,13 +471,18 @@ fn backbone_section(
                     "| {model} | {batch} | {what} | {} |",
                     time_cell(mine, batch)
                 );
-                let peers = if gpu { vec![&fp32, &amp] } else { vec![&fp32] };
+                let peers = if gpu {
+                    vec![&fp32, &amp, &compiled]
+                } else {
+                    vec![&fp32, &compiled]
+                };
                 for p in peers {
                     match p.as_ref().and_then(|p| p["models"][*model][&key].as_f64()) {
                         Some(t) => {
                             row.push_str(&format!(" {} | {:.2}× |", time_cell(t, batch), t / mine))
                         }
-                        None => row.push_str(" skipped: no PyTorch | – |"),
+                        None if py.is_none() => row.push_str(" skipped: no PyTorch | – |"),
+                        None => row.push_str(" – | – |"),
                     }
                 }
                 rows.push_str(&row);
@@ -488,6 +497,7 @@ fn backbone_section(
             ));
             results.push(serde_json::json!({
                 "model": model, "batch": batch, "ours": ours, "torch": fp32, "torch_amp": amp,
+                "torch_compile": compiled,
             }));
         }
     }
@@ -502,10 +512,11 @@ fn backbone_section(
             "## Backbones on {card} (`--device {device}`)\n\n\
              `cargo xtask bench --device {device}`: IResNet in float32 on burn 0.22.1's `{device}` backend \
              beside PyTorch {torch} on the same card, in float32 and with float16 autocast (AMP, a \
-             gradient scaler in the training step, as arcface_torch trains). Median of {iters} \
-             repetitions after {warmup} untimed. Ratio = PyTorch time / ours.\n\n\
-             | model | batch | what | ours | PyTorch fp32 | ratio | PyTorch AMP | ratio |\n\
-             |---|---|---|---|---|---|---|---|\n{rows}"
+             gradient scaler in the training step, as arcface_torch trains), and in float32 through \
+             `torch.compile`. Median of {iters} repetitions after {warmup} untimed (compilation \
+             and autotuning happen there). Ratio = PyTorch time / ours.\n\n\
+             | model | batch | what | ours | PyTorch fp32 | ratio | PyTorch AMP | ratio | torch.compile | ratio |\n\
+             |---|---|---|---|---|---|---|---|---|---|\n{rows}"
         ));
     }
     Ok(format!(
@@ -519,7 +530,9 @@ fn backbone_section(
          pooled to the network's input side, embedded with their mirror images, summed and read back; \
          `train_step` is forward + backward + optimiser step. `r18-w0.25-s56` is the CPU-sized default \
          of the synthetic runs (¼ width, 56×56 input). Ratio = PyTorch time / ours (above 1: we are faster).\n\n\
-         | model | batch | what | ours | PyTorch | ratio |\n|---|---|---|---|---|---|\n{rows}\n\
+         `torch.compile` (inductor, compiled during the warm-up) is measured for the default model \
+         only: compiling the full-width graphs takes minutes each on this CPU.\n\n\
+         | model | batch | what | ours | PyTorch | ratio | torch.compile | ratio |\n|---|---|---|---|---|---|---|---|\n{rows}\n\
          Peak resident memory of each process (the whole measurement of one model at one batch size):\n\n\
          | model | batch | ours | PyTorch |\n|---|---|---|---|\n{memory}\n\
          Where the time goes (`perf record` of the `r18-w0.25-s56` training step at batch 32 on `flex`, \
@@ -539,7 +552,10 @@ fn backbone_section(
          2-D convolution backward that reuses the forward's GEMM layout.\n\n\
          GPUs: `cargo xtask bench --device cuda` (or `wgpu`, `tch-cuda`) builds `poseface` with that \
          backend and runs this suite on the card beside PyTorch in float32 and with AMP; \
-         `--poseface PATH` measures a prebuilt binary instead.\n"
+         `--poseface PATH` measures a prebuilt binary instead. On a GPU host without a Rust \
+         toolchain, build `poseface` (`--features cuda`) and `xtask` in release mode elsewhere, \
+         copy both binaries into a checkout there and run `./xtask bench --device cuda \
+         --poseface ./poseface` from its root (any Python there with torch is the peer).\n"
     ))
 }
 

@@ -41,6 +41,14 @@ fn main() -> anyhow::Result<()> {
 /// The workspace root (xtask lives one level below it).
 fn workspace_root() -> std::path::PathBuf {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // A prebuilt xtask copied to another machine (say, a GPU host without a Rust toolchain,
+    // run as `xtask bench --device cuda --poseface BIN` from a checkout) finds the workspace
+    // in its working directory instead.
+    if !root.join("Cargo.toml").is_file()
+        && let Ok(here) = std::env::current_dir()
+    {
+        return here;
+    }
     root.canonicalize().unwrap_or(root)
 }
 
