@@ -15,7 +15,7 @@ scaler, as arcface_torch trains with fp16. With --compile the model goes through
 torch.compile first (its compilation happens in the untimed warm-up).
 
     target/torch-venv/bin/python scripts/backbone_bench.py \
-        --models r18-w0.25-s56,r18 --batch 32 --threads 2 --out target/bench/backbone_torch.json
+        --models r18-w0.25-s56 --batch 32 --threads 2 --out /tmp/backbone_torch.json
 """
 import argparse
 import contextlib
@@ -36,12 +36,16 @@ from iresnet_reference import LAYERS, IResNet  # noqa: E402
 
 def parse(name):
     parts = name.split("-")
+    if parts[0] not in LAYERS:
+        sys.exit(f"--models {name}: only IResNets ({', '.join(LAYERS)}) have a PyTorch peer here")
     width, size = 1.0, 112
     for p in parts[1:]:
         if p.startswith("w"):
             width = float(p[1:])
         elif p.startswith("s"):
             size = int(p[1:])
+        else:
+            sys.exit(f"--models {name}: `{p}` is neither -w<width> nor -s<input side>")
     return parts[0], width, size
 
 
@@ -67,7 +71,7 @@ def main():
     ap.add_argument("--amp", action="store_true", help="float16 autocast (CUDA only)")
     ap.add_argument("--compile", action="store_true",
                     help="torch.compile the model (inductor) before timing")
-    ap.add_argument("--out", default="target/bench/backbone_torch.json")
+    ap.add_argument("--out", required=True, help="JSON file to write")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -77,6 +81,9 @@ def main():
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True
+        # float32 means float32: no TF32 in convolutions or matrix products.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
 
     def autocast():
         if args.amp:
@@ -84,10 +91,13 @@ def main():
         return contextlib.nullcontext()
 
     results = {"torch": torch.__version__, "threads": args.threads, "batch": args.batch,
+               "tf32": False,
                "device": torch.cuda.get_device_name(device) if cuda else "cpu",
                "amp": args.amp, "compile": args.compile, "models": {}}
     for name in [m for m in args.models.split(",") if m]:
         arch, width, size = parse(name)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
         model = IResNet(LAYERS[arch], width=width, input_size=size, embedding=512).to(device)
         net = torch.compile(model) if args.compile else model
         x = (torch.rand(args.batch, 3, size, size) * 2 - 1).to(device)

@@ -22,12 +22,13 @@ pub struct BenchArgs {
     only: Option<Suite>,
     /// Where the backbone suite runs: `cpu` (default: every suite), or `cuda[:N]`, `wgpu`,
     /// `vulkan`, `tch`, `tch-cuda[:N]`: the backbone suite alone on that device, `poseface`
-    /// built with its feature, beside PyTorch in float32 and with AMP on the same card; its
-    /// section is added to `docs/BENCHMARKS.md`.
+    /// built with its feature, beside PyTorch on the same device (on a GPU in float32, with
+    /// AMP and through torch.compile); its own section of `docs/BENCHMARKS.md` is added or
+    /// replaced.
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Measure this prebuilt `poseface` binary instead of building one (for a machine with a
-    /// GPU but no Rust toolchain, run the binary and the script by hand; see the docs).
+    /// Measure this prebuilt `poseface` binary instead of building one (on a GPU host without
+    /// a Rust toolchain, with a prebuilt `xtask` too; see docs/BENCHMARKS.md).
     #[arg(long)]
     poseface: Option<PathBuf>,
 }
@@ -46,6 +47,13 @@ enum Suite {
 /// Runs the suites.
 pub fn run(args: BenchArgs) -> Result<()> {
     let root = crate::workspace_root();
+    for needed in ["docs/BENCHMARKS.md", "scripts/backbone_bench.py"] {
+        anyhow::ensure!(
+            root.join(needed).is_file(),
+            "{}: no {needed}; run the bench from the workspace root",
+            root.display()
+        );
+    }
     let backbone = |quick: bool| {
         backbone_section(
             &root,
@@ -64,7 +72,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
         };
         let path = root.join("docs/BENCHMARKS.md");
         let doc = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
-        let doc = match replace_section(&doc, &section) {
+        let note = if on_cpu {
+            format!(
+                "Measured alone with `cargo xtask bench --only`, on {}.",
+                cpu_model()
+            )
+        } else {
+            format!(
+                "Measured with `cargo xtask bench --device {}`.",
+                args.device
+            )
+        };
+        let doc = match replace_section(&doc, &section, &note) {
             Some(doc) => doc,
             // A device's section the first time it is measured.
             None if !on_cpu => format!("{}\n\n{}", doc.trim_end(), section),
@@ -122,9 +141,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// `doc` with the `## ` section that has `section`'s heading replaced by `section`, noting on
-/// its first line that it was measured alone; `None` when `doc` has no such heading.
-fn replace_section(doc: &str, section: &str) -> Option<String> {
+/// `doc` with the `## ` section that has `section`'s heading replaced by `section`, with
+/// `note` (how it was measured) in italics under the heading; `None` when `doc` has no such
+/// heading.
+fn replace_section(doc: &str, section: &str, note: &str) -> Option<String> {
     let heading = section.lines().next()?;
     // The heading as a whole line: at the start of the document or after a newline.
     let start = if doc.starts_with(&format!("{heading}\n")) {
@@ -138,9 +158,8 @@ fn replace_section(doc: &str, section: &str) -> Option<String> {
     let (first, rest) = section.split_once('\n')?;
     let gap = if end < doc.len() { "\n\n" } else { "\n" };
     Some(format!(
-        "{}{first}\n\n*Measured alone with `cargo xtask bench --only`, on {}.*\n{}{gap}{}",
+        "{}{first}\n\n*{note}*\n{}{gap}{}",
         &doc[..start],
-        cpu_model(),
         rest.trim_end(),
         &doc[end..]
     ))
@@ -384,9 +403,31 @@ fn read_json(path: &Path) -> Result<serde_json::Value> {
     serde_json::from_str(&text).with_context(|| format!("{}", path.display()))
 }
 
-/// One measurement cell: `72 ms (446.0 img/s)`.
+/// One measurement cell: `72 ms (446.0 img/s)`, with more digits below 10 ms.
 fn time_cell(secs: f64, batch: usize) -> String {
-    format!("{:.0} ms ({:.1} img/s)", secs * 1e3, batch as f64 / secs)
+    let ms = secs * 1e3;
+    let digits = if ms < 10.0 { 2 } else { 0 };
+    format!("{ms:.digits$} ms ({:.1} img/s)", batch as f64 / secs)
+}
+
+/// `poseface bench backbone` of one model and batch size in its own process; its JSON.
+fn ours_once(
+    bin: &Path,
+    out: &Path,
+    (device, model, batch): (&str, &str, usize),
+    (warmup, iters): (&str, &str),
+    precision: &str,
+) -> Result<serde_json::Value> {
+    let file = out.join(format!("ours-{model}-b{batch}-{precision}.json"));
+    crate::run_cmd(
+        Command::new(bin)
+            .args(["bench", "backbone", "--model", model, "--device", device])
+            .args(["--batch", &batch.to_string(), "--precision", precision])
+            .args(["--warmup", warmup, "--iters", iters])
+            .arg("--json")
+            .arg(&file),
+    )?;
+    read_json(&file)
 }
 
 /// Backbone forward, embedding with flip and training step, ours (`poseface bench
@@ -398,9 +439,10 @@ fn backbone_section(
     device: &str,
     prebuilt: Option<&Path>,
 ) -> Result<String> {
-    let gpu = device_feature(device)?.is_some() && torch_device(device) != "cpu";
+    let flex = device_feature(device)?.is_none();
+    let torch_dev = torch_device(device);
+    let gpu = torch_dev != "cpu";
     let (models, batches) = backbone_plan(quick);
-    let (warmup, iters) = if gpu { ("5", "20") } else { ("1", "3") };
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .to_string();
@@ -408,31 +450,27 @@ fn backbone_section(
     let out = root.join("target/bench/backbone");
     std::fs::create_dir_all(&out)?;
     let py = torch_python(root, install_torch);
-    let torch_dev = torch_device(device);
     let mut rows = String::new();
     let mut memory = String::new();
     let mut results = Vec::new();
     let mut torch_version = None;
     let mut card = None;
     for model in models {
+        // More repetitions where one takes milliseconds.
+        let (warmup, iters) = match (gpu, *model == models[0]) {
+            (true, _) => ("5", "20"),
+            (false, true) => ("1", "10"),
+            (false, false) => ("1", "3"),
+        };
         for &batch in batches {
             let tag = format!("{model}-b{batch}");
-            let ours_file = out.join(format!("ours-{tag}.json"));
-            crate::run_cmd(
-                Command::new(&bin)
-                    .args(["bench", "backbone", "--model", model, "--device", device])
-                    .args([
-                        "--batch",
-                        &batch.to_string(),
-                        "--warmup",
-                        warmup,
-                        "--iters",
-                        iters,
-                    ])
-                    .arg("--json")
-                    .arg(&ours_file),
-            )?;
-            let ours = read_json(&ours_file)?;
+            let what = (device, *model, batch);
+            let ours = ours_once(&bin, &out, what, (warmup, iters), "f32")?;
+            let ours_half = if gpu {
+                Some(ours_once(&bin, &out, what, (warmup, iters), "bf16")?)
+            } else {
+                None
+            };
             let peer = |flag: Option<&str>| -> Option<serde_json::Value> {
                 let py = py.as_ref()?;
                 let file = out.join(format!("torch-{tag}{}.json", flag.unwrap_or("")));
@@ -442,11 +480,12 @@ fn backbone_section(
                     .args(["--batch", &batch.to_string(), "--threads", &threads])
                     .args(["--device", &torch_dev, "--warmup", warmup, "--iters", iters])
                     .arg("--out")
-                    .arg(&file);
-                cmd.args(flag);
+                    .arg(&file)
+                    .args(flag);
                 if !cmd.status().is_ok_and(|s| s.success()) {
                     eprintln!(
-                        "skipping the PyTorch peer for {tag}: scripts/backbone_bench.py failed"
+                        "skipping the PyTorch peer for {tag}{}: scripts/backbone_bench.py failed",
+                        flag.map_or(String::new(), |f| format!(" {f}"))
                     );
                     return None;
                 }
@@ -467,22 +506,32 @@ fn backbone_section(
             for what in ["forward", "embed_flip", "train_step"] {
                 let key = format!("{what}_s");
                 let mine = ours[&key].as_f64().context("our timing")?;
+                let mine_half = ours_half.as_ref().and_then(|o| o[&key].as_f64());
                 let mut row = format!(
                     "| {model} | {batch} | {what} | {} |",
                     time_cell(mine, batch)
                 );
-                let peers = if gpu {
-                    vec![&fp32, &amp, &compiled]
-                } else {
-                    vec![&fp32, &compiled]
-                };
-                for p in peers {
-                    match p.as_ref().and_then(|p| p["models"][*model][&key].as_f64()) {
-                        Some(t) => {
-                            row.push_str(&format!(" {} | {:.2}× |", time_cell(t, batch), t / mine))
+                if gpu {
+                    row.push_str(&format!(
+                        " {} |",
+                        mine_half.map_or("–".into(), |t| time_cell(t, batch))
+                    ));
+                }
+                // Each peer against ours in the same precision: AMP against our bf16.
+                let mut peers = vec![(&fp32, Some(mine))];
+                if gpu {
+                    peers.push((&amp, mine_half));
+                }
+                peers.push((&compiled, Some(mine)));
+                for (p, against) in peers {
+                    let theirs = p.as_ref().and_then(|p| p["models"][*model][&key].as_f64());
+                    match (theirs, against) {
+                        (Some(t), Some(m)) => {
+                            row.push_str(&format!(" {} | {:.2}× |", time_cell(t, batch), t / m))
                         }
-                        None if py.is_none() => row.push_str(" skipped: no PyTorch | – |"),
-                        None => row.push_str(" – | – |"),
+                        (Some(t), None) => row.push_str(&format!(" {} | – |", time_cell(t, batch))),
+                        (None, _) if py.is_none() => row.push_str(" skipped: no PyTorch | – |"),
+                        (None, _) => row.push_str(" – | – |"),
                     }
                 }
                 rows.push_str(&row);
@@ -496,40 +545,63 @@ fn backbone_section(
                 mb(fp32.as_ref().and_then(|p| p["peak_rss_bytes"].as_u64()))
             ));
             results.push(serde_json::json!({
-                "model": model, "batch": batch, "ours": ours, "torch": fp32, "torch_amp": amp,
-                "torch_compile": compiled,
+                "model": model, "batch": batch, "ours": ours, "ours_bf16": ours_half,
+                "torch": fp32, "torch_amp": amp, "torch_compile": compiled,
             }));
         }
     }
+    let file = format!("target/bench/backbone-{}.json", device.replace(':', "-"));
     std::fs::write(
-        root.join("target/bench/backbone.json"),
+        root.join(file),
         serde_json::to_string_pretty(&serde_json::json!({ "device": device, "runs": results }))?,
     )?;
-    let torch = torch_version.unwrap_or_else(|| "not run".into());
-    if gpu {
-        let card = card.unwrap_or_else(|| "an unnamed GPU".into());
+    let peer_words = match &torch_version {
+        Some(v) => format!("PyTorch {v}"),
+        None => "PyTorch (not run here: no torch)".into(),
+    };
+    if !flex {
+        let on = if gpu {
+            card.unwrap_or_else(|| "a GPU PyTorch could not name".into())
+        } else {
+            "the CPU".into()
+        };
+        let (header, peers) = if gpu {
+            (
+                "| model | batch | what | ours fp32 | ours bf16 | PyTorch fp32 | ratio | PyTorch AMP | ratio | torch.compile | ratio |\n|---|---|---|---|---|---|---|---|---|---|---|",
+                "in float32 (TF32 off), with float16 autocast (AMP, a gradient scaler in the \
+                 training step, as arcface_torch trains; its ratio is against ours in bf16, \
+                 `poseface bench backbone --precision bf16`) and in float32 through `torch.compile`",
+            )
+        } else {
+            (
+                "| model | batch | what | ours | PyTorch | ratio | torch.compile | ratio |\n|---|---|---|---|---|---|---|---|",
+                "eager and through `torch.compile`",
+            )
+        };
+        let warmup = if gpu { 5 } else { 1 };
         return Ok(format!(
-            "## Backbones on {card} (`--device {device}`)\n\n\
-             `cargo xtask bench --device {device}`: IResNet in float32 on burn 0.22.1's `{device}` backend \
-             beside PyTorch {torch} on the same card, in float32 and with float16 autocast (AMP, a \
-             gradient scaler in the training step, as arcface_torch trains), and in float32 through \
-             `torch.compile`. Median of {iters} repetitions after {warmup} untimed (compilation \
-             and autotuning happen there). Ratio = PyTorch time / ours.\n\n\
-             | model | batch | what | ours | PyTorch fp32 | ratio | PyTorch AMP | ratio | torch.compile | ratio |\n\
-             |---|---|---|---|---|---|---|---|---|---|\n{rows}"
+            "## Backbones on `--device {device}`\n\n\
+             `cargo xtask bench --device {device}` on {on}: IResNet on burn 0.22.1's `{device}` backend \
+             (`poseface` built with `--features {feature}`) beside {peer_words} on the same device, \
+             {peers}. Median of 20 repetitions ({cpu_iters} on a CPU) after {warmup} untimed (compilation and \
+             autotuning happen there). Ratio = PyTorch time / ours (above 1: we are faster).\n\n\
+             {header}\n{rows}",
+            feature = device_feature(device)?.unwrap_or("flex"),
+            cpu_iters = "10 for the default model, 3 for the others",
         ));
     }
     Ok(format!(
         "## Backbones (`poseface-model`)\n\n\
-         IResNet on the pure-Rust `flex` backend (burn 0.22.1, `poseface bench backbone`) beside PyTorch \
-         {torch} eager (`scripts/backbone_bench.py`), both on {threads} threads, same network, shapes and loss \
+         IResNet on the pure-Rust `flex` backend (burn 0.22.1, `poseface bench backbone`) beside {peer_words} \
+         eager (`scripts/backbone_bench.py`), both on {threads} threads, same network, shapes and loss \
          (mean squared error to a fixed target), SGD with momentum 0.9 and weight decay 5e-4; each process \
-         measures one model at one batch size, median of {iters} repetitions after {warmup} untimed. \
+         measures one model at one batch size, the median of 10 repetitions for the default model and 3 for \
+         the others, after 1 untimed. \
          `forward` is inference on a batch already in memory (running batch-norm statistics, no autodiff); \
          `embed_flip` is what `poseface embed --flip` does per batch: 112×112 faces from host memory, \
          pooled to the network's input side, embedded with their mirror images, summed and read back; \
          `train_step` is forward + backward + optimiser step. `r18-w0.25-s56` is the CPU-sized default \
-         of the synthetic runs (¼ width, 56×56 input). Ratio = PyTorch time / ours (above 1: we are faster).\n\n\
+         of the synthetic runs (¼ width, 56×56 input). Ratio = PyTorch time / ours (above 1: we are faster). \
          `torch.compile` (inductor, compiled during the warm-up) is measured for the default model \
          only: compiling the full-width graphs takes minutes each on this CPU.\n\n\
          | model | batch | what | ours | PyTorch | ratio | torch.compile | ratio |\n|---|---|---|---|---|---|---|---|\n{rows}\n\
@@ -551,11 +623,11 @@ fn backbone_section(
          (forward and backward) as a custom op, reusing activation buffers across steps, and a \
          2-D convolution backward that reuses the forward's GEMM layout.\n\n\
          GPUs: `cargo xtask bench --device cuda` (or `wgpu`, `tch-cuda`) builds `poseface` with that \
-         backend and runs this suite on the card beside PyTorch in float32 and with AMP; \
-         `--poseface PATH` measures a prebuilt binary instead. On a GPU host without a Rust \
-         toolchain, build `poseface` (`--features cuda`) and `xtask` in release mode elsewhere, \
-         copy both binaries into a checkout there and run `./xtask bench --device cuda \
-         --poseface ./poseface` from its root (any Python there with torch is the peer).\n"
+         backend and runs this suite on the card beside PyTorch (float32, AMP, torch.compile) and \
+         with our network in bf16 too; `--poseface PATH` measures a prebuilt binary instead. On a GPU \
+         host without a Rust toolchain, build `poseface` (`--features cuda`) and `xtask` in release \
+         mode elsewhere, copy both binaries into a checkout there and run `./xtask bench --device \
+         cuda --poseface ./poseface` from its root (any Python there with torch is the peer).\n"
     ))
 }
 
@@ -662,15 +734,16 @@ mod tests {
     #[test]
     fn replace_section_swaps_one_section_and_keeps_the_others() {
         let doc = "# B\n\nintro\n\n## A\n\nold a\n\n## E\n\nold e\n\n## C\n\nold c\n";
-        let new = replace_section(doc, "## E\n\nnew e\n").unwrap();
+        let note = "Measured alone.";
+        let new = replace_section(doc, "## E\n\nnew e\n", note).unwrap();
         assert!(new.starts_with("# B\n\nintro\n\n## A\n\nold a\n\n## E\n\n*Measured alone"));
         assert!(new.ends_with("new e\n\n## C\n\nold c\n"), "{new}");
         assert!(!new.contains("old e"));
-        let last = replace_section(doc, "## C\n\nnew c\n").unwrap();
+        let last = replace_section(doc, "## C\n\nnew c\n", note).unwrap();
         assert!(
             last.ends_with("new c\n") && last.contains("old e"),
             "{last}"
         );
-        assert!(replace_section(doc, "## Z\n\nz\n").is_none());
+        assert!(replace_section(doc, "## Z\n\nz\n", note).is_none());
     }
 }

@@ -249,6 +249,7 @@ impl MarginHead {
                 margins = Some(
                     m.clone()
                         .into_data()
+                        .convert::<f32>()
                         .try_to_vec::<f32>()
                         .unwrap_or_default(),
                 );

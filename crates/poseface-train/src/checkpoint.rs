@@ -11,6 +11,10 @@
 //! by the path-derived parameter ids of `poseface_model::param_ids`), the head's running
 //! state and the step. The resolved config is saved too (`config.toml`), and a
 //! resume whose config changes what is trained is refused.
+//!
+//! Weights are written in float32 whatever `optim.precision` is, and cast back to the
+//! network's float type on loading; the optimiser records keep the device's float type,
+//! which a resume shares because a change of `optim.*` (the precision included) is refused.
 
 use std::path::{Path, PathBuf};
 
@@ -115,7 +119,9 @@ impl Checkpoint {
         poseface_model::save_insightface(model, &tmp.join("backbone.safetensors"))?;
         if let Some(head) = pose_head {
             let path = tmp.join(POSE_HEAD);
-            let mut store = SafetensorsStore::from_file(&path).overwrite(true);
+            let mut store = SafetensorsStore::from_file(&path)
+                .overwrite(true)
+                .with_to_adapter(poseface_model::cast_to_f32());
             head.save_into(&mut store)
                 .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
             std::fs::File::open(&path)

@@ -136,9 +136,11 @@ pub struct OptimConfig {
     pub clip_grad_norm: f64,
     /// Float type of the network's tensors on the training device: `f32` (default), `f16`
     /// or `bf16`. A reduced type applies to the whole network, weights and optimiser state
-    /// included (burn sets the device's float type; there is no float32 master copy as in
-    /// PyTorch's AMP), and only where the device computes in it. Class centres and losses
-    /// on the host stay float32.
+    /// included (burn sets the device's float type; there is no float32 master copy and no
+    /// loss scaling as in PyTorch's AMP, so small updates can round away, and in f16 small
+    /// gradients underflow), and only where the device computes in it. The loss is computed
+    /// on the device in this type; the class centres and their SGD state stay float32 on the
+    /// host, and weight files are written in float32.
     pub precision: Precision,
 }
 

