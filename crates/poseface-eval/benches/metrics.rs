@@ -67,8 +67,8 @@ fn bench(c: &mut Criterion) {
     g.bench_function("ijbc_1to1", |b| {
         b.iter(|| {
             let t = aggregate(black_box(&feats), dim, &scores, &templates, &medias).unwrap();
-            let sc = t.scores(&t1, &t2).unwrap();
-            roc_curve(&labels, &sc).unwrap().tar_at_far(&IJB_FARS)
+            let (sc, lab) = t.labelled_scores(&t1, &t2, &labels).unwrap();
+            roc_curve(&lab, &sc).unwrap().tar_at_far(&IJB_FARS)
         })
     });
     g.finish();

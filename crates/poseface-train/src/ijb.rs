@@ -127,10 +127,10 @@ pub fn evaluate_ijb(
         &meta.faces.medias,
     )?;
     let (scores, labels) = match pairs {
-        IjbPairs::Listed => (
-            templates.scores(&meta.pairs.t1, &meta.pairs.t2)?,
-            meta.pairs.labels.iter().map(|&l| l == 1).collect(),
-        ),
+        IjbPairs::Listed => {
+            let labels: Vec<bool> = meta.pairs.labels.iter().map(|&l| l == 1).collect();
+            templates.labelled_scores(&meta.pairs.t1, &meta.pairs.t2, &labels)?
+        }
         IjbPairs::All => all_pairs(&templates, &meta)?,
     };
     let roc = roc_curve(&labels, &scores)?;

@@ -212,8 +212,8 @@ fn run_ijb(root: &Path, a: &VerifyArgs) -> Result<()> {
         &meta.faces.templates,
         &meta.faces.medias,
     )?;
-    let scores = templates.scores(&meta.pairs.t1, &meta.pairs.t2)?;
     let labels: Vec<bool> = meta.pairs.labels.iter().map(|&l| l == 1).collect();
+    let (scores, labels) = templates.labelled_scores(&meta.pairs.t1, &meta.pairs.t2, &labels)?;
     let roc = roc_curve(&labels, &scores)?;
     let tar = roc.tar_at_far(&IJB_FARS);
     let names = ["1e-6", "1e-5", "1e-4", "1e-3", "1e-2", "1e-1"];
