@@ -334,15 +334,18 @@ fn eval_section(root: &Path, quick: bool) -> Result<String> {
          {memory}\
          Where the IJB-C time goes: the 47 MB of template features do not fit in cache, so the pairs are \
          counting-sorted into buckets by the blocks of templates they join and each bucket is scored while \
-         its two 4 MB blocks stay cached; the ROC radix-sorts 15.7 M packed (score, label) keys and keeps \
-         only the points where the curve bends. With the dot products on 128-bit SSE vectors (a default \
-         x86-64 build), `perf` put 43% of the time in them, 5% in the radix sort and 4% in the ROC scan, \
-         the rest in the counting sort, the template aggregation and page faults on the working arrays; \
-         they now run on 256-bit AVX registers when the CPU has them, chosen at run time, with \
-         bit-identical results. Against the NumPy peer the gap is smaller than the 10-fold row's because \
-         NumPy's batched gathers and multiplications are already compiled loops; 30× would mean 0.54 s here. \
-         Next: pairs within a bucket ordered by template, so that one feature stays in registers across \
-         the pairs it joins, and AVX-512 where the CPU has it.\n",
+         its two 4 MB blocks stay cached, on 256-bit AVX registers when the CPU has them (chosen at run time, \
+         bit-identical to the portable code); the (score, label) pairs stay in bucket order, since the ROC \
+         does not depend on their order, and the ROC radix-sorts 15.7 M packed keys, keeping only the \
+         points where the curve bends. `perf` of the whole measurement: 38% in the dot products, about 18% \
+         in the kernel zeroing and mapping the fresh working arrays (about 0.4 GB per run: bucketed pairs, \
+         scores, labels, sort keys), 12% in the ROC's radix sort and scan, 9% in bucketing, 5% in the \
+         template aggregation and its sort. Blocks of 1, 2 or 4 MB score within 4% of each other, so the \
+         dot products are not waiting on cache size. Against the NumPy peer the gap is smaller than the \
+         10-fold row's because NumPy's batched gathers and multiplications are already compiled loops; 30× \
+         would mean 0.54 s here. Next: a reusable workspace so repeated evaluations stop paying for fresh \
+         pages, one template's feature kept in registers across the pairs it joins (two or three dot products \
+         per pass), and AVX-512 where the CPU has it.\n",
         ten * 1e3,
         ijb
     ))
