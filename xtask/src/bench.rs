@@ -468,9 +468,23 @@ fn backbone_section(
         for &batch in batches {
             let tag = format!("{model}-b{batch}");
             let what = (device, *model, batch);
-            let ours = ours_once(&bin, &out, what, (warmup, iters), "f32")?;
+            // A size that fails on this machine (say, out of memory) is a row that says so,
+            // not the end of the suite.
+            let ours = match ours_once(&bin, &out, what, (warmup, iters), "f32") {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("{tag}: {e:#}");
+                    rows.push_str(&format!(
+                        "| {model} | {batch} | all | failed: {} |\n",
+                        format!("{e:#}").replace('|', "/")
+                    ));
+                    continue;
+                }
+            };
             let ours_half = if gpu {
-                Some(ours_once(&bin, &out, what, (warmup, iters), "bf16")?)
+                ours_once(&bin, &out, what, (warmup, iters), "bf16")
+                    .inspect_err(|e| eprintln!("{tag} in bf16: {e:#}"))
+                    .ok()
             } else {
                 None
             };
