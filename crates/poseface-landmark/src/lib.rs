@@ -45,5 +45,7 @@ pub use error::LandmarkError;
 pub use metrics::{NmeReport, evaluate};
 pub use model::{LandmarkAutoencoder, LandmarkAutoencoderConfig};
 pub use normalise::{normalise, normalise_tensor};
-pub use pretrain::{LandmarkSource, PretrainConfig, PretrainStep, frozen, pretrain};
+pub use pretrain::{
+    IOD_FLOOR, LandmarkSource, PretrainConfig, PretrainStep, Weighting, frozen, pretrain,
+};
 pub use store::{load, save};

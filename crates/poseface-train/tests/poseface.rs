@@ -158,6 +158,7 @@ fn tiny_lae(path: &Path) {
         batch_size: 64,
         lr: 3e-3,
         seed: 0,
+        ..PretrainConfig::default()
     };
     let ae = poseface_landmark::pretrain(
         &LandmarkAutoencoderConfig::new()

@@ -18,6 +18,7 @@ use poseface_data::landmarks::{read_dlib_xml, read_pts};
 use poseface_data::sidecar::PoseSidecar;
 use poseface_landmark::{
     LandmarkAutoencoder, LandmarkAutoencoderConfig, LandmarkSource, NmeReport, PretrainConfig,
+    Weighting,
 };
 use poseface_synth::landmark_sampler::LandmarkSampler;
 use serde::Serialize;
@@ -80,8 +81,20 @@ pub struct TrainArgs {
     /// Extra training landmarks: `.pts`, dlib `*.xml`, or a dataset's `pose.sidecar`.
     #[arg(long = "landmarks", value_name = "PATH")]
     landmarks: Vec<PathBuf>,
+    /// How shapes count in the loss: `uniform` (mean squared error) or `inter-ocular` (each
+    /// shape's error over its squared inter-ocular distance, as NME by IOD scores it).
+    #[arg(long, default_value = "uniform", value_parser = parse_weighting)]
+    weighting: Weighting,
     #[command(flatten)]
     test: TestArgs,
+}
+
+fn parse_weighting(text: &str) -> Result<Weighting, String> {
+    match text {
+        "uniform" => Ok(Weighting::Uniform),
+        "inter-ocular" => Ok(Weighting::InterOcular),
+        other => Err(format!("`{other}`: expected uniform or inter-ocular")),
+    }
 }
 
 /// Arguments of `poseface lae eval`.
@@ -166,6 +179,7 @@ fn train(args: TrainArgs) -> Result<()> {
         batch_size: args.batch_size,
         lr: args.lr,
         seed: args.seed,
+        weighting: args.weighting,
     };
     let bar = indicatif::ProgressBar::new(config.steps as u64);
     if args.test.json {
