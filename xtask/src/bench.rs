@@ -510,8 +510,9 @@ fn backbone_section(
             };
             let fp32 = peer(None);
             let amp = if gpu { peer(Some("--amp")) } else { None };
-            // torch.compile takes minutes per graph on a CPU: there, the default model only.
-            let compiled = if gpu || *model == models[0] {
+            // torch.compile takes minutes per graph on a CPU: there, the default model only,
+            // and not with `--quick`.
+            let compiled = if !quick && (gpu || *model == models[0]) {
                 peer(Some("--compile"))
             } else {
                 None
