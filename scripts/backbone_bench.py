@@ -40,12 +40,16 @@ def parse(name):
         sys.exit(f"--models {name}: only IResNets ({', '.join(LAYERS)}) have a PyTorch peer here")
     width, size = 1.0, 112
     for p in parts[1:]:
-        if p.startswith("w"):
-            width = float(p[1:])
-        elif p.startswith("s"):
-            size = int(p[1:])
-        else:
-            sys.exit(f"--models {name}: `{p}` is neither -w<width> nor -s<input side>")
+        try:
+            if p.startswith("w"):
+                width = float(p[1:])
+                continue
+            if p.startswith("s"):
+                size = int(p[1:])
+                continue
+        except ValueError:
+            pass
+        sys.exit(f"--models {name}: `{p}` is neither -w<width> nor -s<input side>")
     return parts[0], width, size
 
 

@@ -86,7 +86,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let doc = match replace_section(&doc, &section, &note) {
             Some(doc) => doc,
             // A device's section the first time it is measured.
-            None if !on_cpu => format!("{}\n\n{}", doc.trim_end(), section),
+            None if !on_cpu => {
+                let (heading, rest) = section.split_once('\n').unwrap_or((&section, ""));
+                format!("{}\n\n{heading}\n\n*{note}*\n{rest}", doc.trim_end())
+            }
             None => anyhow::bail!("{}: no section to replace", path.display()),
         };
         std::fs::write(&path, doc)?;
@@ -474,10 +477,18 @@ fn backbone_section(
                 Ok(v) => v,
                 Err(e) => {
                     eprintln!("{tag}: {e:#}");
+                    // The default model's first size must run: a failure there is a broken
+                    // build, not a size this machine cannot hold.
+                    anyhow::ensure!(
+                        !results.is_empty(),
+                        "{tag}: our benchmark failed on the first size: {e:#}"
+                    );
                     rows.push_str(&format!(
-                        "| {model} | {batch} | all | failed: {} |\n",
-                        format!("{e:#}").replace('|', "/")
+                        "| {model} | {batch} | all | failed here (likely out of memory; see the bench log) |\n"
                     ));
+                    results.push(serde_json::json!({
+                        "model": model, "batch": batch, "failed": format!("{e:#}"),
+                    }));
                     continue;
                 }
             };
@@ -608,6 +619,12 @@ fn backbone_section(
             cpu_iters = "10 for the default model, 3 for the others",
         ));
     }
+    let compile_words = if quick {
+        "`torch.compile` is not measured with `--quick`."
+    } else {
+        "`torch.compile` (inductor, compiled during the warm-up) is measured for the default model \
+         only: compiling the full-width graphs takes minutes each on this CPU."
+    };
     Ok(format!(
         "## Backbones (`poseface-model`)\n\n\
          IResNet on the pure-Rust `flex` backend (burn 0.22.1, `poseface bench backbone`) beside {peer_words} \
@@ -620,8 +637,7 @@ fn backbone_section(
          pooled to the network's input side, embedded with their mirror images, summed and read back; \
          `train_step` is forward + backward + optimiser step. `r18-w0.25-s56` is the CPU-sized default \
          of the synthetic runs (¼ width, 56×56 input). Ratio = PyTorch time / ours (above 1: we are faster). \
-         `torch.compile` (inductor, compiled during the warm-up) is measured for the default model \
-         only: compiling the full-width graphs takes minutes each on this CPU.\n\n\
+         {compile_words}\n\n\
          | model | batch | what | ours | PyTorch | ratio | torch.compile | ratio |\n|---|---|---|---|---|---|---|---|\n{rows}\n\
          Peak resident memory of each process (the whole measurement of one model at one batch size):\n\n\
          | model | batch | ours | PyTorch |\n|---|---|---|---|\n{memory}\n\

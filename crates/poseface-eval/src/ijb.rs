@@ -215,7 +215,7 @@ impl Templates {
     /// The scores of [`Templates::scores`] with their pairs' labels, in an order of its own
     /// rather than the list's: what a ROC curve or a score histogram needs, which depend on
     /// the (score, label) pairs and not on their order. Skips putting 15.7 M IJB-C scores
-    /// back in list order, whose scattered writes cost as much as a third of the scoring.
+    /// back in list order, whose scattered writes took about 6% of an IJB-C evaluation here.
     pub fn labelled_scores(
         &self,
         t1: &[u64],
@@ -510,6 +510,10 @@ mod tests {
             ours.sort_unstable();
             listed.sort_unstable();
             assert_eq!(ours, listed);
+            // And so the same ROC, point for point.
+            let by_list = crate::roc::roc_curve(&labels, &direct).unwrap();
+            let by_bucket = crate::roc::roc_curve(&carried, &scores).unwrap();
+            assert_eq!(by_bucket, by_list);
             let (s, l) = t.labelled_scores(&t1, &t2, &labels).unwrap();
             assert_eq!((s.len(), l.len()), (700, 700));
             assert!(t.labelled_scores(&t1, &t2, &labels[1..]).is_err());

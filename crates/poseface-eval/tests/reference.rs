@@ -128,4 +128,13 @@ fn ijb_template_scores_match_the_reference() {
         assert!((g - w).abs() < 1e-5, "score {g} vs {w}");
     }
     check_roc(&bools(&case["labels"]), &scores, &case["roc"]);
+    // The (score, label) pairs in bucket order give the same curve.
+    let (scores, labels) = t
+        .labelled_scores(
+            &u64s(&case["t1"]),
+            &u64s(&case["t2"]),
+            &bools(&case["labels"]),
+        )
+        .unwrap();
+    check_roc(&labels, &scores, &case["roc"]);
 }

@@ -1,4 +1,5 @@
-//! Pretraining the autoencoder: mean squared reconstruction error of normalised landmarks,
+//! Pretraining the autoencoder: mean squared reconstruction error of normalised landmarks
+//! (each shape's optionally weighted by its inverse squared inter-ocular distance),
 //! Adam with a cosine learning-rate decay, batches drawn from any [`LandmarkSource`].
 
 use burn::module::Module;
@@ -59,7 +60,7 @@ pub enum Weighting {
     InterOcular,
 }
 
-/// Smallest inter-ocular distance (in normalised units, where a frontal face's is about 1.2)
+/// Smallest inter-ocular distance (in normalised units, where a frontal face's is about 1.5)
 /// that [`Weighting::InterOcular`] divides by.
 pub const IOD_FLOOR: f32 = 0.1;
 
@@ -109,7 +110,7 @@ pub struct PretrainStep {
     pub step: usize,
     /// Total steps.
     pub steps: usize,
-    /// Mean squared error of this step's batch (normalised units).
+    /// Loss of this step's batch: the (weighted) mean squared error in normalised units.
     pub loss: f64,
     /// Learning rate used.
     pub lr: f64,

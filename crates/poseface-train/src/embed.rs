@@ -175,7 +175,21 @@ impl Embedder {
     }
 
     /// Embeds faces already normalised to `[3, 112, 112]` floats, concatenated.
+    ///
+    /// # Panics
+    /// When the device fails; [`Embedder::try_embed_normalised`] returns the error instead.
     pub fn embed_normalised(&self, chw: &[f32], flip: bool, batch: usize) -> Vec<f32> {
+        self.try_embed_normalised(chw, flip, batch)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Embedder::embed_normalised`], with a device failure as an error.
+    pub fn try_embed_normalised(
+        &self,
+        chw: &[f32],
+        flip: bool,
+        batch: usize,
+    ) -> Result<Vec<f32>, TrainError> {
         let per = 3 * ALIGNED * ALIGNED;
         let mut out = Vec::with_capacity(chw.len() / per * self.dim());
         for chunk in chw.chunks(per * batch.max(1)) {
@@ -189,9 +203,9 @@ impl Embedder {
             if flip {
                 e = e + self.forward(x.flip([3]));
             }
-            out.extend(to_vec(e));
+            out.extend(to_vec(e)?);
         }
-        out
+        Ok(out)
     }
 }
 
@@ -290,11 +304,14 @@ pub fn load_pose_aware(
     load_block(block, path, &what)
 }
 
-fn to_vec(t: Tensor<2>) -> Vec<f32> {
-    t.into_data()
+fn to_vec(t: Tensor<2>) -> Result<Vec<f32>, TrainError> {
+    let data = t
+        .try_into_data()
+        .map_err(|e| TrainError::Data(format!("reading embeddings from the device: {e:?}")))?;
+    Ok(data
         .convert::<f32>()
         .try_to_vec::<f32>()
-        .expect("float32 after convert")
+        .expect("float32 after convert"))
 }
 
 /// Average-pools `[B, 3, 112, 112]` to `[B, 3, side, side]` (`side` divides 112).

@@ -1,4 +1,5 @@
-//! `poseface bench backbone --model NAME --batch B [--device D] [--iters N] [--json FILE]`:
+//! `poseface bench backbone --model NAME [--batch B] [--device D] [--precision P] [--iters N]
+//! [--warmup N] [--json FILE]`:
 //! how fast a backbone runs on one device. Three measurements, each the median of `--iters`
 //! timed repetitions after `--warmup` (one by default) untimed:
 //!
@@ -148,7 +149,7 @@ fn backbone(args: BackboneArgs) -> Result<()> {
         );
     }
     let mut device = parse_device(&args.device)?;
-    set_precision(&mut device, args.precision)?;
+    set_precision(&mut device, args.precision).context("--precision")?;
     let model = config.init(&device)?;
     let s = config.input_size;
     let b = args.batch;
@@ -193,15 +194,15 @@ fn backbone(args: BackboneArgs) -> Result<()> {
         Distribution::Uniform(-1.0, 1.0),
         &device,
     )
-    .into_data()
+    .try_into_data()
+    .map_err(|e| anyhow::anyhow!("making random faces on the device: {e:?}"))?
     .convert::<f32>()
     .try_to_vec::<f32>()
     .map_err(|e| anyhow::anyhow!("reading random faces back: {e:?}"))?;
     let embedder = Embedder::new(model.clone(), s, config.embedding_size, &device);
     let embed_flip_s = time(&mut || {
-        let _ = embedder.embed_normalised(&faces, true, b);
-        if let Err(e) = device.sync() {
-            failed.get_or_insert(format!("embedding: {e:?}"));
+        if let Err(e) = embedder.try_embed_normalised(&faces, true, b) {
+            failed.get_or_insert(format!("embedding: {e}"));
         }
     });
     drop(embedder);

@@ -193,7 +193,7 @@ fn train(args: TrainArgs) -> Result<()> {
     );
     let ae = poseface_landmark::pretrain(&model, &config, &source, &device, &mut |s| {
         bar.set_position(s.step as u64);
-        bar.set_message(format!("mse {:.2e} lr {:.1e}", s.loss, s.lr));
+        bar.set_message(format!("loss {:.2e} lr {:.1e}", s.loss, s.lr));
     })?;
     bar.finish_and_clear();
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
