@@ -430,25 +430,42 @@ fn synth_tiny(dir: &std::path::Path) -> std::path::PathBuf {
     out
 }
 
-#[test]
-fn train_then_embed_then_verify_a_tiny_run() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = synth_tiny(tmp.path());
-    let runs = tmp.path().join("runs");
-    let config = tmp.path().join("tiny.toml");
+/// Writes `<dir>/<name>.toml`: run `name` under `<dir>/runs` on the tiny synthetic `data`
+/// (validated on its cross-pose pairs) with a 1/16-width IResNet-18, then `rest` (head,
+/// method, optimiser, eval and checkpoint sections).
+fn tiny_config(
+    dir: &std::path::Path,
+    name: &str,
+    data: &std::path::Path,
+    rest: &str,
+) -> std::path::PathBuf {
+    let config = dir.join(format!("{name}.toml"));
     std::fs::write(
         &config,
         format!(
-            "name = \"cli\"\nruns_dir = \"{}\"\n[data]\ntrain = \"{}\"\nval = [\"{}\"]\ninput_size = 56\n\
-             [model]\nbackbone = \"r18\"\nwidth = 0.0625\nembedding_size = 32\n\
-             [head]\nkind = \"paa\"\nscale = 16.0\n[optim]\nbatch_size = 16\nsteps = 6\n\
-             [eval]\nevery_steps = 3\n[checkpoint]\nevery_steps = 3\n",
-            runs.display(),
+            "name = \"{name}\"\nruns_dir = \"{}\"\n[data]\ntrain = \"{}\"\nval = [\"{}\"]\ninput_size = 56\n\
+             [model]\nbackbone = \"r18\"\nwidth = 0.0625\nembedding_size = 32\n{rest}",
+            dir.join("runs").display(),
             data.display(),
             data.join("synth_cplfw.bin").display()
         ),
     )
     .unwrap();
+    config
+}
+
+#[test]
+fn train_then_embed_then_verify_a_tiny_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth_tiny(tmp.path());
+    let runs = tmp.path().join("runs");
+    let config = tiny_config(
+        tmp.path(),
+        "cli",
+        &data,
+        "[head]\nkind = \"paa\"\nscale = 16.0\n[optim]\nbatch_size = 16\nsteps = 6\n\
+         [eval]\nevery_steps = 3\n[checkpoint]\nevery_steps = 3\n",
+    );
     let cfg = config.to_str().unwrap();
     let out = poseface(&["train", "--config", cfg]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -812,21 +829,14 @@ fn a_bf16_run_trains_in_bf16_and_its_files_load_in_float32() {
     let tmp = tempfile::tempdir().unwrap();
     let data = synth_tiny(tmp.path());
     let runs = tmp.path().join("runs");
-    let config = tmp.path().join("bf16.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "name = \"bf16\"\nruns_dir = \"{}\"\n[data]\ntrain = \"{}\"\nval = [\"{}\"]\ninput_size = 56\n\
-             [model]\nbackbone = \"r18\"\nwidth = 0.0625\nembedding_size = 32\n\
-             [method]\nkind = \"multitask\"\n[head]\nkind = \"arcface\"\nscale = 16.0\n\
-             [optim]\nbatch_size = 16\nsteps = 4\nprecision = \"bf16\"\n\
-             [eval]\nevery_steps = 100\n[checkpoint]\nevery_steps = 2\n",
-            runs.display(),
-            data.display(),
-            data.join("synth_cplfw.bin").display()
-        ),
-    )
-    .unwrap();
+    let config = tiny_config(
+        tmp.path(),
+        "bf16",
+        &data,
+        "[method]\nkind = \"multitask\"\n[head]\nkind = \"arcface\"\nscale = 16.0\n\
+         [optim]\nbatch_size = 16\nsteps = 4\nprecision = \"bf16\"\n\
+         [eval]\nevery_steps = 100\n[checkpoint]\nevery_steps = 2\n",
+    );
     let out = poseface(&["train", "--config", config.to_str().unwrap()]);
     assert!(
         out.status.success(),
