@@ -34,6 +34,7 @@ pub mod ijb;
 pub mod method;
 pub mod metrics;
 pub mod probe;
+mod step;
 pub mod trainer;
 pub mod verifier;
 

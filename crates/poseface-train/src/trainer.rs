@@ -12,21 +12,22 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::optim::{
+    GradientsAccumulator, GradientsParams, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig,
+};
+use burn::tensor::{Device, Tensor};
+use poseface_data::augment::FaceSample;
 use poseface_data::batch::FaceBatcher;
 use poseface_data::dataset::{FaceDataset, FaceStorage, epoch_permutation};
 use poseface_landmark::LandmarkAutoencoder;
-use poseface_landmark::normalise_tensor;
-use poseface_loss::cross_entropy::normalized_cosine;
 use poseface_loss::head::ArcFaceConfig;
-use poseface_loss::{HeadInput, MarginHead, MarginHeadConfig, PartialFc, PartialFcConfig, SgdStep};
-use poseface_loss::{orthogonality, pose_loss};
+use poseface_loss::head::HeadState;
+use poseface_loss::orthogonality;
+use poseface_loss::{MarginHead, MarginHeadConfig, PartialFc, PartialFcConfig, Sampled, SgdStep};
 use poseface_model::backbone::{Backbone, BackboneConfig};
-use poseface_model::pose_regressor::ANGLE_UNIT;
 use poseface_model::{
     DisentangledHeadConfig, DreamConfig, PoseAwareHeadsConfig, PoseModule, PoseRegressorConfig,
-    pose_groups, stable_param_ids,
+    stable_param_ids,
 };
 use serde::{Deserialize, Serialize};
 
@@ -34,8 +35,9 @@ use crate::TrainError;
 use crate::checkpoint::{Checkpoint, CheckpointState};
 use crate::config::{ExperimentConfig, Precision};
 use crate::embed::{Embedder, resize};
-use crate::method::{MethodConfig, PoseFaceConfig, PoseTarget};
+use crate::method::{MethodConfig, PoseFaceConfig};
 use crate::probe::{PoseProbe, ProbeFaces};
+use crate::step::{Shard, ShardGrads, ShardOutcome, combine_head_states, scalar, shard_rows};
 use crate::verifier::{VerificationSet, VerifyReport};
 
 /// What the loop tells its observer after each step.
@@ -71,6 +73,9 @@ pub struct RunInfo {
     pub start_step: usize,
     /// What the run does differently from its config, and why.
     pub warnings: Vec<String>,
+    /// The devices it trains on (several: data-parallel, the first holds the weights).
+    #[serde(default)]
+    pub devices: Vec<String>,
 }
 
 /// Receives progress from [`Trainer::run`].
@@ -145,7 +150,10 @@ struct PoseTargetModel {
 /// A configured training run.
 pub struct Trainer {
     config: ExperimentConfig,
+    /// The first of `devices`: where the weights live and are updated, and where evaluation runs.
     device: Device,
+    /// The devices a batch is split across (one shard each); one for plain training.
+    devices: Vec<Device>,
     dataset: FaceDataset,
     classes: usize,
     backbone: BackboneConfig,
@@ -192,18 +200,66 @@ pub fn set_precision(device: &mut Device, precision: Precision) -> Result<(), Tr
 
 impl Trainer {
     /// Opens the data, builds the model, and resumes from the run's latest checkpoint when
-    /// `resume` is set and one exists. `device` must be an autodiff device.
+    /// `resume` is set and one exists. Trains on `device` (made an autodiff device if it is
+    /// not one).
     pub fn new(
         config: ExperimentConfig,
         device: &Device,
         resume: bool,
     ) -> Result<Self, TrainError> {
-        let mut device = if device.is_autodiff() {
-            device.clone()
-        } else {
-            device.clone().autodiff()
-        };
-        set_precision(&mut device, config.optim.precision)?;
+        Self::with_devices(config, std::slice::from_ref(device), resume)
+    }
+
+    /// [`Trainer::new`] with data parallelism over `devices`: each batch is split into one
+    /// shard per device, the shards' forward and backward passes run at the same time (a
+    /// thread per device, each on a replica of the weights), and their gradients are added on
+    /// the first device, which holds the weights, takes the optimiser step and runs the
+    /// evaluations. This is burn-train's multi-device strategy with the optimiser on the main
+    /// device (`MultiDeviceOptim::OptimMainDevice`), written into this loop because burn-train's
+    /// `Learner` takes one loss from one model output, where a step here also updates the
+    /// host-side Partial FC centres and the margin head's running state. With one device it is
+    /// exactly [`Trainer::new`].
+    ///
+    /// Each shard's loss is scaled by its share of the batch, so the summed gradient is the
+    /// whole batch's except for BatchNorm, whose batch statistics are each shard's own (as in
+    /// PyTorch's DDP without SyncBatchNorm); the running statistics become the replicas'
+    /// average.
+    pub fn with_devices(
+        config: ExperimentConfig,
+        devices: &[Device],
+        resume: bool,
+    ) -> Result<Self, TrainError> {
+        if devices.is_empty() {
+            return Err(TrainError::Config {
+                path: PathBuf::from("devices"),
+                message: "no device to train on".into(),
+            });
+        }
+        if devices.len() > config.optim.batch_size {
+            return Err(TrainError::Config {
+                path: PathBuf::from("optim.batch_size"),
+                message: format!(
+                    "{} faces per batch cannot be split across {} devices",
+                    config.optim.batch_size,
+                    devices.len()
+                ),
+            });
+        }
+        let mut configured: Vec<Device> = Vec::with_capacity(devices.len());
+        for d in devices {
+            let mut d = if d.is_autodiff() {
+                d.clone()
+            } else {
+                d.clone().autodiff()
+            };
+            // burn fixes a device's float type once; a device named twice is set up once.
+            if !configured.contains(&d) {
+                set_precision(&mut d, config.optim.precision)?;
+            }
+            configured.push(d);
+        }
+        let devices = configured;
+        let device = devices[0].clone();
         let dataset = FaceDataset::open(&config.data.train, config.data.augment, config.seed)?;
         if dataset.is_empty() {
             return Err(TrainError::Data(format!(
@@ -393,6 +449,7 @@ impl Trainer {
         Ok(Self {
             config,
             device,
+            devices,
             dataset,
             classes,
             backbone,
@@ -435,10 +492,10 @@ impl Trainer {
             backbone: self.backbone.describe(),
             start_step: self.start_step,
             warnings: self.warnings.clone(),
+            devices: self.devices.iter().map(|d| format!("{d:?}")).collect(),
         });
 
         let o = self.config.optim.clone();
-        let batcher = FaceBatcher::default();
         let n = self.dataset.len();
         let mut train_seconds = 0.0;
         let started = Instant::now();
@@ -476,111 +533,31 @@ impl Trainer {
                 )));
             }
             let labels: Vec<i64> = samples.iter().map(|s| i64::from(s.label)).collect();
-            let pose: Vec<[f32; 3]> = samples
-                .iter()
-                .map(|s| s.angles.map_or([0.0; 3], |a| [a.yaw, a.pitch, a.roll]))
-                .collect();
-            let batch = batcher.batch(samples, &self.device);
-            let images = resize(batch.images, self.config.data.input_size);
-
-            let model = self.model.as_ref().expect("model present between steps");
-            let feature = model.forward(images); // [B, E]
-            let angles = batch.angles.clone() / ANGLE_UNIT; // [B, 3]
-            let (embeddings, aux) = match &self.pose {
-                // PoseFace: the identity half goes to the margin head, the pose half is
-                // compared with the landmarks' code below.
-                Some(PoseModule::Disentangled(h)) => {
-                    let (z_id, z_p) = h.forward(feature); // [B, I], [B, latent]
-                    (z_id, Aux::Code(z_p))
-                }
-                Some(PoseModule::Regressor(r)) => {
-                    let predicted = r.forward(feature.clone()); // [B, 3]
-                    (feature, Aux::Angles(predicted))
-                }
-                // DREAM's gate uses the known yaw while training; its estimator learns it.
-                Some(PoseModule::Dream(d)) => {
-                    let predicted = d.yaw.forward(feature.clone()); // [B, 3]
-                    let yaw = angles.clone().narrow(1, 0, 1) * ANGLE_UNIT; // [B, 1] degrees
-                    (d.forward_with_yaw(feature, yaw), Aux::Angles(predicted))
-                }
-                // PAMs: each face through the head of its |yaw| group.
-                Some(PoseModule::PoseAware(h)) => {
-                    let splits = match &self.config.method {
-                        MethodConfig::Pams(p) => p.splits.as_slice(),
-                        _ => &[],
-                    };
-                    let yaws: Vec<f32> = pose.iter().map(|a| a[0]).collect();
-                    let k = h.len();
-                    let mut onehot = vec![0f32; yaws.len() * k];
-                    for (i, g) in pose_groups(&yaws, splits).into_iter().enumerate() {
-                        onehot[i * k + g.min(k - 1)] = 1.0;
-                    }
-                    let groups = Tensor::<2>::from_data(
-                        TensorData::new(onehot, [yaws.len(), k]),
-                        &self.device,
-                    ); // [B, K]
-                    (h.forward_grouped(feature, groups), Aux::None)
-                }
-                None => (feature, Aux::None),
-            };
             let sampled = self.centres.sample(&labels)?;
-            let (centres, remapped) = self.centres.gather(&sampled, &self.device);
-            let (cosine, norms) = normalized_cosine(embeddings, centres.clone());
-            let out = self.head.forward(HeadInput {
-                cosine,
-                labels: remapped.clone(),
-                norms: Some(norms),
-                pose: Some(&pose),
-            })?;
-            let mut loss = out.loss(remapped);
-            let mut terms = vec![("margin".to_string(), scalar(&loss))];
-            match (aux, &self.pose, &self.target) {
-                (Aux::Code(z_p), Some(PoseModule::Disentangled(h)), Some(t)) => {
-                    let orth = orthogonality(h.w_id.weight.val(), h.w_p.weight.val());
-                    let mask = batch.has_landmarks.float(); // [B]
-                    let pose_term = match t.config.pose_target {
-                        PoseTarget::Encoder => {
-                            let code = t.lae.encode_points(batch.landmarks).detach();
-                            pose_loss(z_p, code, mask)
-                        }
-                        PoseTarget::Decoder => {
-                            pose_loss(t.lae.decode(z_p), normalise_tensor(batch.landmarks), mask)
-                        }
-                    };
-                    terms.push(("orth".into(), scalar(&orth)));
-                    terms.push(("pose".into(), scalar(&pose_term)));
-                    loss = loss + orth * t.config.lambda_orth + pose_term * t.config.lambda_pose;
+            let mut shards = Vec::with_capacity(self.devices.len());
+            for (outcome, rows) in self.forward_backward(samples, &sampled)? {
+                match outcome {
+                    ShardOutcome::Done(grads) => shards.push((*grads, rows)),
+                    // Stops before any weight moves: the last checkpoint is the last good state.
+                    ShardOutcome::NonFinite { loss, term } => {
+                        return Err(TrainError::NonFinite {
+                            step: step + 1,
+                            loss,
+                            term,
+                            lr,
+                            last_checkpoint,
+                        });
+                    }
                 }
-                (Aux::Angles(predicted), _, _) => {
-                    let lambda = match &self.config.method {
-                        MethodConfig::Multitask(p) | MethodConfig::Dream(p) => p.lambda_pose,
-                        _ => 0.0,
-                    };
-                    let mask = batch.has_angles.float(); // [B]
-                    let pose_term = pose_loss(predicted, angles, mask);
-                    terms.push(("pose".into(), scalar(&pose_term)));
-                    loss = loss + pose_term * lambda;
-                }
-                _ => {}
             }
-            let loss_value = scalar(&loss);
-            if !loss_value.is_finite() {
-                let term = terms
-                    .iter()
-                    .find(|(_, v)| !v.is_finite())
-                    .map_or("loss", |(name, _)| name.as_str());
-                return Err(TrainError::NonFinite {
-                    step: step + 1,
-                    loss: loss_value,
-                    term: term.to_string(),
-                    lr,
-                    last_checkpoint,
-                });
-            }
-            let mut grads = loss.backward();
-            let centre_grad = centres
-                .grad_remove(&mut grads)
-                .ok_or_else(|| TrainError::Data("class centres received no gradient".into()))?;
+            let Combined {
+                loss: loss_value,
+                terms,
+                model: grads,
+                pose: pose_grads,
+                centres: centre_grad,
+                head,
+            } = self.combine(shards, o.batch_size);
             self.centres.step(
                 &sampled,
                 centre_grad,
@@ -590,13 +567,12 @@ impl Trainer {
                     weight_decay: o.weight_decay,
                 },
             )?;
+            self.head.set_state(head);
             // Nothing below can fail: the modules are moved through the optimisers and back.
-            if let Some(module) = self.pose.take() {
-                let module_grads = GradientsParams::from_module(&mut grads, &module);
+            if let (Some(module), Some(module_grads)) = (self.pose.take(), pose_grads) {
                 self.pose = Some(self.optim_pose.step(lr, module, module_grads));
             }
             let model = self.model.take().expect("model present between steps");
-            let grads = GradientsParams::from_grads(grads, &model);
             self.model = Some(self.optim.step(lr, model, grads));
             train_seconds += step_started.elapsed().as_secs_f64();
 
@@ -881,6 +857,146 @@ impl Trainer {
             .collect()
     }
 
+    /// Forward and backward passes of one batch: on the one device, or one shard per device
+    /// at the same time, each on replicas of the weights. Each outcome comes with its shard's
+    /// rows.
+    fn forward_backward(
+        &self,
+        mut samples: Vec<FaceSample>,
+        sampled: &Sampled,
+    ) -> Result<Vec<(ShardOutcome, usize)>, TrainError> {
+        let model = self.model.as_ref().expect("model present between steps");
+        let parts = self.devices.len();
+        let batch = samples.len();
+        let mut shards = Vec::with_capacity(parts);
+        for (device, rows) in self.devices.iter().zip(shard_rows(batch, parts)) {
+            let rest = samples.split_off(rows.len());
+            let mine = std::mem::replace(&mut samples, rest);
+            let (centres, labels) = self.centres.gather(sampled, device);
+            let labels = if parts == 1 {
+                labels
+            } else {
+                labels.narrow(0, rows.start, rows.len())
+            };
+            // One device uses the weights themselves; several use a replica each (`fork`
+            // keeps the parameter ids, by which the gradients are added up).
+            let replica = |m: &Backbone| {
+                if parts == 1 {
+                    m.clone()
+                } else {
+                    m.clone().fork(device)
+                }
+            };
+            shards.push((
+                Shard {
+                    device: device.clone(),
+                    model: replica(model),
+                    pose: self.pose.as_ref().map(|p| {
+                        if parts == 1 {
+                            p.clone()
+                        } else {
+                            p.clone().fork(device)
+                        }
+                    }),
+                    head: self.head.clone(),
+                    target: self.target.as_ref().map(|t| {
+                        let lae = if parts == 1 {
+                            t.lae.clone()
+                        } else {
+                            t.lae.clone().fork(device)
+                        };
+                        (t.config.clone(), lae)
+                    }),
+                    samples: mine,
+                    centres,
+                    labels,
+                    weight: (parts > 1).then(|| rows.len() as f32 / batch as f32),
+                },
+                rows.len(),
+            ));
+        }
+        let method = &self.config.method;
+        let input_size = self.config.data.input_size;
+        if parts == 1 {
+            let (shard, rows) = shards.pop().expect("one shard");
+            return Ok(vec![(shard.run(method, input_size)?, rows)]);
+        }
+        std::thread::scope(|scope| {
+            let running: Vec<_> = shards
+                .into_iter()
+                .map(|(shard, rows)| {
+                    scope.spawn(move || shard.run(method, input_size).map(|o| (o, rows)))
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|t| {
+                    t.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        })
+    }
+
+    /// The shards' losses and gradients as the whole batch's, on the first device.
+    fn combine(&self, mut shards: Vec<(ShardGrads, usize)>, batch: usize) -> Combined {
+        if shards.len() == 1 {
+            let (g, _) = shards.pop().expect("one shard");
+            return Combined {
+                loss: g.loss,
+                terms: g.terms,
+                model: g.model,
+                pose: g.pose,
+                centres: g.centres,
+                head: g.head,
+            };
+        }
+        let model = self.model.as_ref().expect("model present between steps");
+        let host = self.device.clone().inner();
+        let mut model_grads = GradientsAccumulator::<Backbone>::new();
+        let mut pose_grads = GradientsAccumulator::<PoseModule>::new();
+        let mut centres: Option<Tensor<2>> = None;
+        let mut loss = 0.0;
+        let mut terms: Vec<(String, f64)> = shards[0]
+            .0
+            .terms
+            .iter()
+            .map(|(name, _)| (name.clone(), 0.0))
+            .collect();
+        let mut states = Vec::with_capacity(shards.len());
+        for (g, rows) in shards {
+            let share = rows as f64 / batch as f64;
+            loss += share * g.loss;
+            for ((_, total), (_, v)) in terms.iter_mut().zip(&g.terms) {
+                *total += share * v;
+            }
+            model_grads.accumulate(model, g.model.to_device(&self.device, model));
+            if let (Some(module), Some(grads)) = (&self.pose, g.pose) {
+                pose_grads.accumulate(module, grads.to_device(&self.device, module));
+            }
+            let c = g.centres.to_device(&host);
+            centres = Some(match centres {
+                Some(sum) => sum + c,
+                None => c,
+            });
+            states.push((g.head, rows as f64));
+        }
+        // Each replica's BatchNorm left its running-statistics update under its own thread;
+        // `valid()` folds them into their average now, before the next step's threads start.
+        let _ = model.valid();
+        if let Some(module) = &self.pose {
+            let _ = module.valid();
+        }
+        Combined {
+            loss,
+            terms,
+            model: model_grads.grads(),
+            pose: self.pose.as_ref().map(|_| pose_grads.grads()),
+            centres: centres.expect("at least two shards"),
+            head: combine_head_states(&states),
+        }
+    }
+
     fn save_checkpoint(&self, step: usize, train_seconds: f64) -> Result<PathBuf, TrainError> {
         let model = self.model.as_ref().expect("model present");
         let state = CheckpointState {
@@ -952,14 +1068,14 @@ fn class_count(storage: &FaceStorage) -> Result<usize, TrainError> {
     }
 }
 
-/// What the method's module produced besides the identity embedding.
-enum Aux {
-    /// Nothing (plain).
-    None,
-    /// PoseFace's pose code `z_p`, `[B, latent]`.
-    Code(burn::tensor::Tensor<2>),
-    /// Predicted angles in units of 90°, `[B, 3]`.
-    Angles(burn::tensor::Tensor<2>),
+/// A batch's loss and gradients, added up over its shards.
+struct Combined {
+    loss: f64,
+    terms: Vec<(String, f64)>,
+    model: GradientsParams,
+    pose: Option<GradientsParams>,
+    centres: Tensor<2>,
+    head: HeadState,
 }
 
 /// Namespaces of the stable parameter ids (and names of the optimiser-state files).
@@ -982,10 +1098,9 @@ fn sgd(o: &crate::config::OptimConfig) -> SgdConfig {
     sgd
 }
 
-fn scalar(t: &burn::tensor::Tensor<1>) -> f64 {
-    f64::from(t.clone().into_scalar::<f32>())
-}
-
 pub(crate) fn io(path: &Path, e: std::io::Error) -> TrainError {
     TrainError::Data(format!("{}: {e}", path.display()))
 }
+
+#[cfg(test)]
+mod parallel_tests;

@@ -886,3 +886,31 @@ fn a_bf16_run_trains_in_bf16_and_its_files_load_in_float32() {
     let values: Vec<f32> = npy.into_vec().unwrap();
     assert!(values.iter().all(|v| v.is_finite()));
 }
+
+#[test]
+fn a_device_list_trains_data_parallel() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth_tiny(tmp.path());
+    let config = tiny_config(
+        tmp.path(),
+        "two",
+        &data,
+        "[head]\nkind = \"arcface\"\nscale = 16.0\n[optim]\nbatch_size = 16\nsteps = 3\n\
+         [eval]\nevery_steps = 100\n[checkpoint]\nevery_steps = 3\n",
+    );
+    let cfg = config.to_str().unwrap();
+    let out = poseface(&["train", "--config", cfg, "--device", "cpu,cpu"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("data-parallel over 2 devices"), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("finished at step 3"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Every name in the list is checked before anything trains.
+    let bad = poseface(&["train", "--config", cfg, "--device", "cpu,tpu", "--resume"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("--device tpu: expected cpu"), "{stderr}");
+}

@@ -1,4 +1,4 @@
-//! `poseface train --config FILE [--device D] [--resume] [--set key=value …]`.
+//! `poseface train --config FILE [--device D[,D…]] [--resume] [--set key=value …]`.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +18,8 @@ pub struct TrainArgs {
     #[arg(long)]
     config: PathBuf,
     /// Device: `cpu` (flex), `cuda[:N]`, `wgpu`, `vulkan`, `tch[-cuda:N]`, among those compiled in.
+    /// Several, comma-separated (`cuda:0,cuda:1`), train data-parallel: each batch is split
+    /// across them and their gradients added on the first.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Continue from the run's latest checkpoint.
@@ -51,10 +53,19 @@ impl TrainObserver for Console {
             self.line(format!("warning: {w}"));
         }
         self.line(format!(
-            "training {} on {} images of {} identities → {}{}",
+            "training {} on {} images of {} identities{} → {}{}",
             info.backbone,
             info.images,
             info.classes,
+            if info.devices.len() > 1 {
+                format!(
+                    ", data-parallel over {} devices ({})",
+                    info.devices.len(),
+                    info.devices.join(", ")
+                )
+            } else {
+                String::new()
+            },
             info.run_dir.display(),
             if info.start_step > 0 {
                 format!(" (resumed at step {})", info.start_step)
@@ -103,9 +114,13 @@ impl TrainObserver for Console {
 
 /// Runs `poseface train`.
 pub fn run(args: TrainArgs) -> Result<()> {
-    let device = parse_device(&args.device)?;
+    let devices = args
+        .device
+        .split(',')
+        .map(|name| parse_device(name.trim()).map(|d| d.autodiff()))
+        .collect::<Result<Vec<_>>>()?;
     let config = ExperimentConfig::load(&args.config, &args.overrides)?;
-    let mut trainer = Trainer::new(config, &device.autodiff(), args.resume)
+    let mut trainer = Trainer::with_devices(config, &devices, args.resume)
         .with_context(|| format!("setting up {}", args.config.display()))?;
     let bar = ProgressBar::new(0);
     bar.set_style(
