@@ -14,7 +14,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group};
 use poseface_eval::ijb::aggregate;
-use poseface_eval::roc::{IJB_FARS, roc_curve};
+use poseface_eval::roc::IJB_FARS;
 use poseface_eval::verification::verify;
 
 /// SplitMix64-based uniform floats in [-1, 1), fast enough to fill 466 MB.
@@ -67,8 +67,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("ijbc_1to1", |b| {
         b.iter(|| {
             let t = aggregate(black_box(&feats), dim, &scores, &templates, &medias).unwrap();
-            let (sc, lab) = t.labelled_scores(&t1, &t2, &labels).unwrap();
-            roc_curve(&lab, &sc).unwrap().tar_at_far(&IJB_FARS)
+            t.roc(&t1, &t2, &labels).unwrap().tar_at_far(&IJB_FARS)
         })
     });
     g.finish();

@@ -8,101 +8,12 @@
 //! 3. each template feature is L2-normalised; a pair's score is the cosine (dot product).
 
 use rayon::prelude::*;
-use wide::f32x8;
+
+pub use crate::dot::dot;
+use crate::dot::{dot_kernel, dot2_kernel};
+use crate::roc::{Roc, roc_from_keys, roc_key};
 
 use crate::error::{EvalError, check_finite};
-
-/// Dot product with 32 independent partial sums held in four 8-lane vectors. A single running
-/// sum would make every addition wait for the previous one, and left to itself the compiler
-/// vectorises this loop two lanes wide; four explicit vectors keep enough additions in flight
-/// to run at load speed. On x86-64 CPUs with AVX the vectors are 256-bit registers (chosen at
-/// run time), elsewhere `wide`'s portable 8-lane type; both add the same lanes in the same
-/// order, so the result is bit-identical on every CPU.
-/// Slices of different lengths are cut to the shorter one.
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    dot_kernel()(a, b)
-}
-
-/// The fastest [`dot`] implementation this CPU runs (checked once per call, so loops should
-/// hold on to the result).
-fn dot_kernel() -> fn(&[f32], &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx") {
-        return |a, b| {
-            // SAFETY: `dot_avx` needs AVX; this closure is handed out only when the CPU has it.
-            #[allow(unsafe_code)]
-            unsafe {
-                dot_avx(a, b)
-            }
-        };
-    }
-    dot_portable
-}
-
-/// Lanes per vector and vectors per step of [`dot`].
-const LANES: usize = 8;
-const VECTORS: usize = 4;
-
-/// The lanes of [`dot`] added in its fixed order, plus the tail's products.
-fn reduce(l: [f32; LANES], tail: f32) -> f32 {
-    ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7])) + tail
-}
-
-/// [`dot`] on `wide`'s 8-lane vectors (SSE on a default x86-64 build, NEON on aarch64).
-fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [f32x8::ZERO; VECTORS];
-    let (ca, cb) = (
-        a.chunks_exact(LANES * VECTORS),
-        b.chunks_exact(LANES * VECTORS),
-    );
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    let vector = |s: &[f32]| f32x8::from(<[f32; LANES]>::try_from(s).expect("eight lanes"));
-    for (x, y) in ca.zip(cb) {
-        for (v, acc) in acc.iter_mut().enumerate() {
-            let lanes = v * LANES..(v + 1) * LANES;
-            *acc += vector(&x[lanes.clone()]) * vector(&y[lanes]);
-        }
-    }
-    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-    reduce(((acc[0] + acc[1]) + (acc[2] + acc[3])).to_array(), tail)
-}
-
-/// [`dot`] on 256-bit AVX registers: the same lanes, products and additions as
-/// [`dot_portable`] (no fused multiply-add, which would round differently). Hand-written with
-/// `std::arch` because the compiler, even told that AVX is there, keeps the portable code's
-/// 128-bit operations.
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-#[target_feature(enable = "avx")]
-fn dot_avx(a: &[f32], b: &[f32]) -> f32 {
-    use std::arch::x86_64::{
-        __m256, _mm256_add_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_setzero_ps, _mm256_storeu_ps,
-    };
-    let n = a.len().min(b.len());
-    let full = n - n % (LANES * VECTORS);
-    let [mut s0, mut s1, mut s2, mut s3]: [__m256; VECTORS] = [_mm256_setzero_ps(); VECTORS];
-    for (x, y) in a[..full]
-        .chunks_exact(LANES * VECTORS)
-        .zip(b[..full].chunks_exact(LANES * VECTORS))
-    {
-        let (x, y) = (x.as_ptr(), y.as_ptr());
-        // SAFETY: `x` and `y` point to 32 floats each (exact chunks); unaligned loads of
-        // floats 0–7, 8–15, 16–23 and 24–31.
-        let load = |p: *const f32, v: usize| unsafe { _mm256_loadu_ps(p.add(v * LANES)) };
-        s0 = _mm256_add_ps(s0, _mm256_mul_ps(load(x, 0), load(y, 0)));
-        s1 = _mm256_add_ps(s1, _mm256_mul_ps(load(x, 1), load(y, 1)));
-        s2 = _mm256_add_ps(s2, _mm256_mul_ps(load(x, 2), load(y, 2)));
-        s3 = _mm256_add_ps(s3, _mm256_mul_ps(load(x, 3), load(y, 3)));
-    }
-    let sum = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
-    let mut lanes = [0f32; LANES];
-    // SAFETY: `lanes` holds 8 floats; unaligned store.
-    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
-    let tail: f32 = a[full..n].iter().zip(&b[full..n]).map(|(x, y)| x * y).sum();
-    reduce(lanes, tail)
-}
 
 /// Template features: ids in increasing order and their normalised features.
 #[derive(Debug, Clone, PartialEq)]
@@ -213,27 +124,32 @@ impl Templates {
     }
 
     /// The scores of [`Templates::scores`] with their pairs' labels, in an order of its own
-    /// rather than the list's: what a ROC curve or a score histogram needs, which depend on
-    /// the (score, label) pairs and not on their order. Skips putting 15.7 M IJB-C scores
-    /// back in list order, whose scattered writes took about 6% of an IJB-C evaluation here.
+    /// rather than the list's: what a score histogram needs, which depends on the (score,
+    /// label) pairs and not on their order. Skips putting 15.7 M IJB-C scores back in list
+    /// order, whose scattered writes took about 6% of an IJB-C evaluation here.
     pub fn labelled_scores(
         &self,
         t1: &[u64],
         t2: &[u64],
         labels: &[bool],
     ) -> Result<(Vec<f32>, Vec<bool>), EvalError> {
-        if labels.len() != t1.len() {
-            return Err(EvalError::Mismatch(format!(
-                "{} labels for {} pairs",
-                labels.len(),
-                t1.len()
-            )));
-        }
-        let (scores, carried) = self.bucketed(t1, t2, BLOCK_BYTES, Some(labels))?;
-        match carried {
-            Carried::Labels(labels) => Ok((scores, labels)),
-            Carried::Order(_) => unreachable!("labels were given"),
-        }
+        let sorted = self.sort_pairs(t1, t2, BLOCK_BYTES, Some(labels))?;
+        let scores = self.score(&sorted, |s, _| s);
+        let labels = sorted.pairs.par_iter().map(|&p| p & LABEL != 0).collect();
+        Ok((scores, labels))
+    }
+
+    /// The ROC of the pairs `(t1[k], t2[k])` against `labels`: what [`roc_curve`] gives on
+    /// [`Templates::labelled_scores`], in less time and memory, since each score goes straight
+    /// into the key the ROC sorts on and the bucketed pair list, dead once scored, is the
+    /// sort's second buffer. On IJB-C sizes that is two arrays of 125 MB instead of five
+    /// arrays of 16 to 125 MB.
+    ///
+    /// [`roc_curve`]: crate::roc::roc_curve
+    pub fn roc(&self, t1: &[u64], t2: &[u64], labels: &[bool]) -> Result<Roc, EvalError> {
+        let sorted = self.sort_pairs(t1, t2, BLOCK_BYTES, Some(labels))?;
+        let keys = self.score(&sorted, |s, p| roc_key(s, p & LABEL != 0));
+        roc_from_keys(keys, sorted.pairs)
     }
 
     /// [`Templates::scores`] with blocks of `block_bytes` of features.
@@ -243,26 +159,24 @@ impl Templates {
         t2: &[u64],
         block_bytes: usize,
     ) -> Result<Vec<f32>, EvalError> {
-        let (bucketed, carried) = self.bucketed(t1, t2, block_bytes, None)?;
-        let Carried::Order(order) = carried else {
-            unreachable!("no labels were given")
-        };
+        let sorted = self.sort_pairs(t1, t2, block_bytes, None)?;
+        let bucketed = self.score(&sorted, |s, _| s);
         let mut scores = vec![0f32; bucketed.len()];
-        for (&k, &s) in order.iter().zip(&bucketed) {
+        for (&k, &s) in sorted.order.iter().zip(&bucketed) {
             scores[k as usize] = s;
         }
         Ok(scores)
     }
 
-    /// Scores in bucket order, with each pair's list position, or its label when `labels`
-    /// is given.
-    fn bucketed(
+    /// The pairs as feature rows, counting-sorted by the blocks of `block_bytes` of features
+    /// they join, with their labels when given, else with their list positions.
+    fn sort_pairs(
         &self,
         t1: &[u64],
         t2: &[u64],
         block_bytes: usize,
         labels: Option<&[bool]>,
-    ) -> Result<(Vec<f32>, Carried), EvalError> {
+    ) -> Result<SortedPairs, EvalError> {
         if u32::try_from(t1.len()).is_err() {
             return Err(EvalError::Mismatch(format!(
                 "{} pairs: at most {} can be scored at once",
@@ -278,11 +192,26 @@ impl Templates {
                 self.dim
             )));
         }
+        if self.ids.len() > ROWS {
+            return Err(EvalError::Mismatch(format!(
+                "{} templates: at most {ROWS} can be scored at once",
+                self.ids.len()
+            )));
+        }
         if t1.len() != t2.len() {
             return Err(EvalError::Mismatch(format!(
                 "{} vs {} pair templates",
                 t1.len(),
                 t2.len()
+            )));
+        }
+        if let Some(labels) = labels
+            && labels.len() != t1.len()
+        {
+            return Err(EvalError::Mismatch(format!(
+                "{} labels for {} pairs",
+                labels.len(),
+                t1.len()
             )));
         }
         let index = Index::new(&self.ids);
@@ -298,7 +227,6 @@ impl Templates {
             (None, _) => Err(no_images(k, t1[k])),
             (_, None) => Err(no_images(k, t2[k])),
         };
-        // Counting sort of the pairs by bucket: (feature rows, list position) in bucket order.
         let n = t1.len();
         let mut starts = vec![0usize; blocks * blocks + 1];
         for k in 0..n {
@@ -309,28 +237,42 @@ impl Templates {
             starts[b + 1] += starts[b];
         }
         let mut fill = starts.clone();
-        let mut pairs = vec![(0u32, 0u32); n];
-        let mut carried = match labels {
-            Some(_) => Carried::Labels(vec![false; n]),
-            None => Carried::Order(vec![0u32; n]),
+        let mut pairs = vec![0u64; n];
+        let mut order = if labels.is_none() {
+            vec![0u32; n]
+        } else {
+            Vec::new()
         };
         for k in 0..n {
             let (r1, r2) = rows(k)?;
             let b = bucket(r1, r2);
-            pairs[fill[b]] = (r1, r2);
-            match (&mut carried, labels) {
-                (Carried::Labels(out), Some(labels)) => out[fill[b]] = labels[k],
-                (Carried::Order(out), _) => out[fill[b]] = k as u32,
-                (Carried::Labels(_), None) => unreachable!("labels are carried only when given"),
+            let label = labels.is_some_and(|l| l[k]);
+            pairs[fill[b]] = (u64::from(label) << 63) | (u64::from(r1) << 32) | u64::from(r2);
+            if labels.is_none() {
+                order[fill[b]] = k as u32;
             }
             fill[b] += 1;
         }
-        // Score in parallel into the bucketed order, a task per chunk of a bucket (chunks keep
-        // all cores busy when there are few buckets; a chunk's pairs share its bucket's blocks).
-        let mut bucketed = vec![0f32; n];
+        Ok(SortedPairs {
+            pairs,
+            starts,
+            order,
+        })
+    }
+
+    /// `out(score, pair)` for every sorted pair, in their order, computed in parallel: a task
+    /// per chunk of a bucket (chunks keep all cores busy when there are few buckets; a chunk's
+    /// pairs share its bucket's blocks).
+    fn score<T, F>(&self, sorted: &SortedPairs, out: F) -> Vec<T>
+    where
+        T: Copy + Default + Send,
+        F: Fn(f32, u64) -> T + Sync,
+    {
+        let SortedPairs { pairs, starts, .. } = sorted;
+        let mut scored = vec![T::default(); pairs.len()];
         let mut slices = Vec::new();
-        let mut rest = bucketed.as_mut_slice();
-        for b in 0..blocks * blocks {
+        let mut rest = scored.as_mut_slice();
+        for b in 0..starts.len() - 1 {
             let (mut head, tail) = rest.split_at_mut(starts[b + 1] - starts[b]);
             let mut start = starts[b];
             while !head.is_empty() {
@@ -344,21 +286,51 @@ impl Templates {
         }
         let dim = self.dim;
         let feature = |r: u32| &self.features[r as usize * dim..(r as usize + 1) * dim];
-        let dot = dot_kernel();
-        slices.into_par_iter().for_each(|(pairs, out)| {
-            for (o, &(r1, r2)) in out.iter_mut().zip(pairs) {
-                *o = dot(feature(r1), feature(r2));
+        let rows = |p: u64| (((p >> 32) as u32) & ROW_MASK, p as u32);
+        let (dot, dot2) = (dot_kernel(), dot2_kernel());
+        slices.into_par_iter().for_each(|(pairs, scored)| {
+            let mut k = 0;
+            while k < pairs.len() {
+                let (r1, r2) = rows(pairs[k]);
+                // Two pairs in a row that share a template (as pairs listed by their first
+                // template do): its feature is read once for both products.
+                let shared = pairs.get(k + 1).map(|&p| rows(p)).and_then(|(s1, s2)| {
+                    if s1 == r1 {
+                        Some((r1, r2, s2))
+                    } else if s2 == r2 {
+                        Some((r2, r1, s1))
+                    } else {
+                        None
+                    }
+                });
+                if let Some((x, y, z)) = shared {
+                    let (a, b) = dot2(feature(x), feature(y), feature(z));
+                    scored[k] = out(a, pairs[k]);
+                    scored[k + 1] = out(b, pairs[k + 1]);
+                    k += 2;
+                } else {
+                    scored[k] = out(dot(feature(r1), feature(r2)), pairs[k]);
+                    k += 1;
+                }
             }
         });
-        Ok((bucketed, carried))
+        scored
     }
 }
 
-/// What travels with the bucketed scores: list positions or labels.
-enum Carried {
-    Order(Vec<u32>),
-    Labels(Vec<bool>),
+/// Pairs counting-sorted by bucket, each `label << 63 | row1 << 32 | row2`.
+struct SortedPairs {
+    pairs: Vec<u64>,
+    /// Where each bucket starts in `pairs` (and its end, last).
+    starts: Vec<usize>,
+    /// Each pair's position in the list (empty when labels were given).
+    order: Vec<u32>,
 }
+
+/// The label bit of a sorted pair, and the most feature rows its 31 bits of first row hold.
+const LABEL: u64 = 1 << 63;
+const ROW_MASK: u32 = (1 << 31) - 1;
+const ROWS: usize = 1 << 31;
 
 /// The error for pair `k` naming template `t`, which has no images.
 fn no_images(k: usize, t: u64) -> EvalError {
@@ -441,27 +413,41 @@ mod tests {
     }
 
     #[test]
-    fn dot_is_bit_identical_on_every_code_path() {
-        for dim in [0, 3, 31, 32, 77, 512] {
-            let a: Vec<f32> = (0..dim)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+    fn pairs_sharing_a_template_are_scored_bit_for_bit() {
+        // Pairs listed by their first template, then a run sharing the second, across blocks
+        // of 8 templates of 40-d features (a full 32-float step and a tail).
+        let dim = 40;
+        let ids: Vec<u64> = (1..=30).collect();
+        let features: Vec<f32> = (0..30 * dim)
+            .map(|v| ((v * 37 % 23) as f32 - 11.0) / 7.0)
+            .collect();
+        let t = Templates {
+            ids: ids.clone(),
+            features,
+            dim,
+        };
+        let (mut t1, mut t2) = (Vec::new(), Vec::new());
+        for k in 0..300u64 {
+            t1.push(1 + k / 11);
+            t2.push(1 + k * 7 % 30);
+        }
+        for k in 0..25u64 {
+            t1.push(1 + k);
+            t2.push(17);
+        }
+        let direct: Vec<u32> = t1
+            .iter()
+            .zip(&t2)
+            .map(|(&a, &b)| dot(t.feature(a).unwrap(), t.feature(b).unwrap()).to_bits())
+            .collect();
+        for block_bytes in [8 * dim * 4, 1 << 20] {
+            let got: Vec<u32> = t
+                .scores_in_blocks(&t1, &t2, block_bytes)
+                .unwrap()
+                .iter()
+                .map(|s| s.to_bits())
                 .collect();
-            let b: Vec<f32> = (0..dim)
-                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 3.0)
-                .collect();
-            let exact: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
-            let portable = dot_portable(&a, &b);
-            assert!(
-                (portable as f64 - exact).abs() <= 1e-4 * exact.abs().max(1.0),
-                "{dim}"
-            );
-            assert_eq!(dot(&a, &b).to_bits(), portable.to_bits(), "{dim}");
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx") {
-                #[allow(unsafe_code)]
-                let avx = unsafe { dot_avx(&a, &b) };
-                assert_eq!(avx.to_bits(), portable.to_bits(), "{dim}");
-            }
+            assert_eq!(got, direct, "{block_bytes}");
         }
     }
 
@@ -495,10 +481,9 @@ mod tests {
             assert_eq!(t.scores(&t1, &t2).unwrap(), direct);
             // With labels: the same (score, label) pairs, in bucket order.
             let labels: Vec<bool> = (0..700).map(|k| k % 3 == 0).collect();
-            let (scores, carried) = t.bucketed(&t1, &t2, 48, Some(&labels)).unwrap();
-            let Carried::Labels(carried) = carried else {
-                panic!("labels were given")
-            };
+            let sorted = t.sort_pairs(&t1, &t2, 48, Some(&labels)).unwrap();
+            let scores = t.score(&sorted, |s, _| s);
+            let carried: Vec<bool> = sorted.pairs.iter().map(|&p| p & LABEL != 0).collect();
             let key = |s: &f32, l: &bool| (s.to_bits(), *l);
             let mut ours: Vec<_> = scores
                 .iter()
@@ -516,7 +501,17 @@ mod tests {
             assert_eq!(by_bucket, by_list);
             let (s, l) = t.labelled_scores(&t1, &t2, &labels).unwrap();
             assert_eq!((s.len(), l.len()), (700, 700));
+            assert_eq!(crate::roc::roc_curve(&l, &s).unwrap(), by_list);
+            // Scored straight into the ROC's keys: the same curve.
+            assert_eq!(t.roc(&t1, &t2, &labels).unwrap(), by_list);
             assert!(t.labelled_scores(&t1, &t2, &labels[1..]).is_err());
+            assert!(t.roc(&t1, &t2, &labels[1..]).is_err());
+            let all_genuine = vec![true; 700];
+            assert!(t.roc(&t1, &t2, &all_genuine).is_err());
+            let mut broken = t.clone();
+            broken.features[4] = f32::NAN;
+            let e = broken.roc(&t1, &t2, &labels).unwrap_err();
+            assert!(matches!(e, EvalError::NonFinite(_)), "{e}");
             let err = t.scores(&[ids[0], 4], &[ids[1], ids[2]]).unwrap_err();
             assert!(err.to_string().contains("pair 1: template 4"), "{err}");
         }

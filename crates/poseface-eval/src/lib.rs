@@ -31,12 +31,14 @@
 //! assert_eq!(roc.auc(), 1.0);
 //! ```
 
+pub mod dot;
 mod error;
 pub mod histogram;
 pub mod ijb;
 pub mod plot;
 pub mod pose;
 pub mod probe;
+mod radix;
 pub mod report;
 pub mod roc;
 pub mod verification;

@@ -2,7 +2,6 @@
 //! evaluation compute them.
 
 use rayon::prelude::*;
-use rdst::{RadixKey, RadixSort};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EvalError, check_finite};
@@ -39,22 +38,40 @@ pub fn roc_curve(labels: &[bool], scores: &[f32]) -> Result<Roc, EvalError> {
             "a ROC needs both genuine and impostor pairs".into(),
         ));
     }
-    // Descending scores; ties collapse into one point, so their order does not matter. Each
-    // (score, label) is packed into one integer whose increasing order is the scores'
-    // decreasing total order (IEEE bits with the sign handled, then inverted), and the 33-bit
-    // keys are radix-sorted in parallel: on IJB-C's 15.7 M pairs several times faster than a
-    // comparison sort.
-    let key = |s: f32| {
-        // `+ 0.0` turns −0.0 into +0.0, so that the two zeros tie as they compare equal.
-        let b = (s + 0.0).to_bits();
-        !(if b >> 31 == 1 { !b } else { b | 0x8000_0000 })
-    };
-    let mut packed: Vec<Packed> = scores
+    let packed: Vec<u64> = scores
         .par_iter()
         .zip(labels.par_iter())
-        .map(|(&s, &l)| Packed((u64::from(key(s)) << 1) | u64::from(l)))
+        .map(|(&s, &l)| roc_key(s, l))
         .collect();
-    packed.radix_sort_unstable();
+    roc_from_keys(packed, Vec::new())
+}
+
+/// A (score, label) pair as one 33-bit integer whose increasing order is the scores'
+/// decreasing total order (IEEE bits with the sign handled, then inverted), the label in the
+/// lowest bit.
+pub(crate) fn roc_key(s: f32, label: bool) -> u64 {
+    // `+ 0.0` turns −0.0 into +0.0, so that the two zeros tie as they compare equal.
+    let b = (s + 0.0).to_bits();
+    let key = !(if b >> 31 == 1 { !b } else { b | 0x8000_0000 });
+    (u64::from(key) << 1) | u64::from(label)
+}
+
+/// The score a [`roc_key`] was made from.
+fn key_score(key: u64) -> f32 {
+    let b = !((key >> 1) as u32);
+    f32::from_bits(if b >> 31 == 1 { b & 0x7FFF_FFFF } else { !b })
+}
+
+/// The ROC of pairs given as [`roc_key`]s, in any order, with both labels present;
+/// `scratch` is a buffer the sort may use (resized as needed), so that a caller holding a
+/// dead one of the right size spares a fresh allocation. A non-finite score is an error.
+///
+/// Descending scores; ties collapse into one point, so their order does not matter. The keys
+/// are radix-sorted in parallel (three passes of 11 bits): on IJB-C's 15.7 M pairs several
+/// times faster than a comparison sort.
+pub(crate) fn roc_from_keys(keys: Vec<u64>, mut scratch: Vec<u64>) -> Result<Roc, EvalError> {
+    let packed = crate::radix::sort(keys, &mut scratch, 33);
+    drop(scratch);
     // One point per distinct score: (false positives, true positives, threshold) so far.
     // drop_intermediate keeps the ends and every point where the curve bends (a non-zero
     // second difference), decided as the points stream by, so the millions of points on the
@@ -63,17 +80,21 @@ pub fn roc_curve(labels: &[bool], scores: &[f32]) -> Result<Roc, EvalError> {
     let mut kept: Vec<Point> = Vec::new();
     let (mut before, mut here): (Option<Point>, Option<Point>) = (None, None);
     let (mut tp, mut fp) = (0u64, 0u64);
-    for (k, &Packed(p)) in packed.iter().enumerate() {
+    for (k, &p) in packed.iter().enumerate() {
         if p & 1 == 1 {
             tp += 1;
         } else {
             fp += 1;
         }
-        if k + 1 < n && packed[k + 1].0 >> 1 == p >> 1 {
+        if k + 1 < n && packed[k + 1] >> 1 == p >> 1 {
             continue;
         }
-        let b = !((p >> 1) as u32);
-        let threshold = f32::from_bits(if b >> 31 == 1 { b & 0x7FFF_FFFF } else { !b });
+        let threshold = key_score(p);
+        if !threshold.is_finite() {
+            return Err(EvalError::NonFinite(format!(
+                "a pair's score is {threshold}"
+            )));
+        }
         let next = (fp, tp, threshold);
         if let Some(h) = here {
             let bends = before.is_none_or(|b| {
@@ -86,7 +107,15 @@ pub fn roc_curve(labels: &[bool], scores: &[f32]) -> Result<Roc, EvalError> {
         }
         (before, here) = (here, Some(next));
     }
-    kept.push(here.expect("at least one score"));
+    let Some(last) = here else {
+        return Err(EvalError::TooFew("a ROC needs pairs".into()));
+    };
+    kept.push(last);
+    if tp == 0 || fp == 0 {
+        return Err(EvalError::TooFew(
+            "a ROC needs both genuine and impostor pairs".into(),
+        ));
+    }
     let (p, n) = (tp as f64, fp as f64);
     let mut roc = Roc {
         fpr: vec![0.0],
@@ -101,23 +130,9 @@ pub fn roc_curve(labels: &[bool], scores: &[f32]) -> Result<Roc, EvalError> {
     Ok(roc)
 }
 
-/// A ROC point as it streams by: (false positives, true positives, threshold).
 type Point = (u64, u64, f32);
 
 /// A packed (score key, label): 33 significant bits, radix-sorted on their five low bytes.
-#[derive(Clone, Copy)]
-struct Packed(u64);
-
-impl RadixKey for Packed {
-    const LEVELS: usize = 5;
-
-    #[inline]
-    fn get_level(&self, level: usize) -> u8 {
-        // Level 0 is the least significant byte.
-        (self.0 >> (level * 8)) as u8
-    }
-}
-
 impl Roc {
     /// TAR at each target FAR, read as insightface's IJB evaluation does: the TPR of the ROC
     /// point whose FPR is nearest the target (the first such point on ties).

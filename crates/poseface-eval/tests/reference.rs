@@ -54,7 +54,10 @@ fn check_ten_fold(got: &poseface_eval::VerificationResult, want: &Value) {
 }
 
 fn check_roc(labels: &[bool], scores: &[f32], want: &Value) {
-    let roc = roc_curve(labels, scores).unwrap();
+    check_curve(&roc_curve(labels, scores).unwrap(), want);
+}
+
+fn check_curve(roc: &poseface_eval::Roc, want: &Value) {
     let (fpr, tpr) = (f64s(&want["fpr"]), f64s(&want["tpr"]));
     assert_eq!(roc.fpr.len(), fpr.len(), "ROC points");
     for k in 0..fpr.len() {
@@ -137,4 +140,13 @@ fn ijb_template_scores_match_the_reference() {
         )
         .unwrap();
     check_roc(&labels, &scores, &case["roc"]);
+    // Scored straight into the ROC's sort keys: the same curve.
+    let roc = t
+        .roc(
+            &u64s(&case["t1"]),
+            &u64s(&case["t2"]),
+            &bools(&case["labels"]),
+        )
+        .unwrap();
+    check_curve(&roc, &case["roc"]);
 }

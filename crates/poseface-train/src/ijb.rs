@@ -126,14 +126,17 @@ pub fn evaluate_ijb(
         &meta.faces.templates,
         &meta.faces.medias,
     )?;
-    let (scores, labels) = match pairs {
+    let (roc, labels) = match pairs {
         IjbPairs::Listed => {
             let labels: Vec<bool> = meta.pairs.labels.iter().map(|&l| l == 1).collect();
-            templates.labelled_scores(&meta.pairs.t1, &meta.pairs.t2, &labels)?
+            let roc = templates.roc(&meta.pairs.t1, &meta.pairs.t2, &labels)?;
+            (roc, labels)
         }
-        IjbPairs::All => all_pairs(&templates, &meta)?,
+        IjbPairs::All => {
+            let (scores, labels) = all_pairs(&templates, &meta)?;
+            (roc_curve(&labels, &scores)?, labels)
+        }
     };
-    let roc = roc_curve(&labels, &scores)?;
     let genuine = labels.iter().filter(|&&l| l).count();
     Ok(IjbReport {
         target: target.prefix().to_uppercase(),

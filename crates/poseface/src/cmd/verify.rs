@@ -193,7 +193,7 @@ fn read_yaws(path: &Path) -> Result<Vec<[f32; 2]>> {
 
 fn run_ijb(root: &Path, a: &VerifyArgs) -> Result<()> {
     use poseface_eval::ijb::aggregate;
-    use poseface_eval::roc::{IJB_FARS, roc_curve};
+    use poseface_eval::roc::IJB_FARS;
     let target: poseface_data::IjbTarget = a.target.parse()?;
     let meta = poseface_data::IjbMeta::open(root, target)?;
     let (emb, rows, dim) = read_npy(&a.embeddings)?;
@@ -213,8 +213,8 @@ fn run_ijb(root: &Path, a: &VerifyArgs) -> Result<()> {
         &meta.faces.medias,
     )?;
     let labels: Vec<bool> = meta.pairs.labels.iter().map(|&l| l == 1).collect();
-    let (scores, labels) = templates.labelled_scores(&meta.pairs.t1, &meta.pairs.t2, &labels)?;
-    let roc = roc_curve(&labels, &scores)?;
+    let roc = templates.roc(&meta.pairs.t1, &meta.pairs.t2, &labels)?;
+    let pairs = labels.len();
     let tar = roc.tar_at_far(&IJB_FARS);
     let names = ["1e-6", "1e-5", "1e-4", "1e-3", "1e-2", "1e-1"];
     if a.json {
@@ -226,7 +226,7 @@ fn run_ijb(root: &Path, a: &VerifyArgs) -> Result<()> {
         let v = serde_json::json!({
             "images": rows,
             "templates": templates.ids.len(),
-            "pairs": scores.len(),
+            "pairs": pairs,
             "tar_at_far": map,
             "auc": roc.auc(),
         });
@@ -236,7 +236,7 @@ fn run_ijb(root: &Path, a: &VerifyArgs) -> Result<()> {
             "{} images, {} templates, {} pairs; TAR @ FAR:",
             rows,
             templates.ids.len(),
-            scores.len()
+            pairs
         );
         for (n, t) in names.iter().zip(&tar) {
             println!("  {n:>5}  {:.2}%", 100.0 * t);
