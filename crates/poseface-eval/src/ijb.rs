@@ -47,9 +47,12 @@ pub fn aggregate(
     check_finite(image_features, dim, "image")?;
     check_finite(face_scores, 1, "face score")?;
     // Images ordered by (template, media), as np.unique orders them; then one parallel task
-    // per template.
+    // per template. Meta files usually list them in that order already, which a scan finds.
     let mut order: Vec<usize> = (0..n).collect();
-    order.par_sort_unstable_by_key(|&i| (templates[i], medias[i], i));
+    let key = |i: usize| (templates[i], medias[i]);
+    if !(1..n).all(|i| key(i - 1) <= key(i)) {
+        order.par_sort_unstable_by_key(|&i| (templates[i], medias[i], i));
+    }
     let mut spans = Vec::new();
     let mut start = 0;
     for k in 1..=n {
@@ -403,6 +406,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.ids, vec![7, 9]);
+        // The same images listed out of template order: the same templates.
+        let shuffled = aggregate(
+            &[0.0, 5.0, 3.0, 0.0, 0.0, 1.0, 1.0, 0.0],
+            2,
+            &[1.0, 1.0, 2.0, 1.0],
+            &[9, 7, 7, 7],
+            &[3, 1, 2, 1],
+        )
+        .unwrap();
+        assert_eq!(shuffled, t);
         let h = std::f32::consts::FRAC_1_SQRT_2;
         assert!((t.feature(7).unwrap()[0] - h).abs() < 1e-6);
         assert_eq!(t.feature(9).unwrap(), &[0.0, 1.0]);
