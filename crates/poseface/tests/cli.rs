@@ -689,12 +689,17 @@ fn lae_train_then_eval_report_the_same_nme() {
     let nme = t["synthetic"]["iod_mean"].as_f64().unwrap();
     assert!(nme > 0.0 && nme.is_finite(), "{t}");
     assert_eq!(t["synthetic_by_yaw"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        t["weighting"], "uniform",
+        "the loss's weighting is recorded"
+    );
     let mut args = vec!["lae", "eval", "--lae", f];
     args.extend(small);
     let e = poseface(&args);
     assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
     let e: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
     assert_eq!(e["synthetic"]["iod_mean"].as_f64(), Some(nme));
+    assert!(e.get("weighting").is_none(), "unknown for a loaded model");
 
     // A missing landmark file and a file that is not an autoencoder: one line, status 2.
     for args in [

@@ -115,6 +115,9 @@ pub struct EvalArgs {
 struct LaeReport {
     latent: usize,
     hidden: usize,
+    /// The pretraining loss's weighting, when this command trained the model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weighting: Option<Weighting>,
     /// Held-out synthetic shapes, all poses.
     synthetic: Option<NmeReport>,
     /// The same, by |yaw| bucket: `< 30°`, `30–60°`, `≥ 60°`.
@@ -130,7 +133,7 @@ pub fn run(command: LaeCommand) -> Result<()> {
         LaeCommand::Eval(args) => {
             let device = parse_device(&args.test.device)?;
             let ae = poseface_landmark::load(&args.lae, &device)?;
-            report(&ae, args.seed, &args.test, &device)
+            report(&ae, None, args.seed, &args.test, &device)
         }
     }
 }
@@ -203,14 +206,21 @@ fn train(args: TrainArgs) -> Result<()> {
     if !args.test.json {
         println!("wrote {}", args.out.display());
     }
-    report(&ae, args.seed, &args.test, &device)
+    report(&ae, Some(args.weighting), args.seed, &args.test, &device)
 }
 
-fn report(ae: &LandmarkAutoencoder, seed: u64, test: &TestArgs, device: &Device) -> Result<()> {
+fn report(
+    ae: &LandmarkAutoencoder,
+    weighting: Option<Weighting>,
+    seed: u64,
+    test: &TestArgs,
+    device: &Device,
+) -> Result<()> {
     let config = ae.config();
     let mut out = LaeReport {
         latent: config.latent,
         hidden: config.hidden,
+        weighting,
         synthetic: None,
         synthetic_by_yaw: Vec::new(),
         real: None,
