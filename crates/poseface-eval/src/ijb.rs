@@ -11,9 +11,8 @@ use rayon::prelude::*;
 
 pub use crate::dot::dot;
 use crate::dot::{dot_kernel, dot2_kernel};
-use crate::roc::{Roc, roc_from_keys, roc_key};
-
 use crate::error::{EvalError, check_finite};
+use crate::roc::{Roc, roc_from_keys, roc_key};
 
 /// Template features: ids in increasing order and their normalised features.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,6 +149,15 @@ impl Templates {
     ///
     /// [`roc_curve`]: crate::roc::roc_curve
     pub fn roc(&self, t1: &[u64], t2: &[u64], labels: &[bool]) -> Result<Roc, EvalError> {
+        // What `roc_curve` checks on the scores, checked before scoring: finite features give
+        // finite scores.
+        check_finite(&self.features, self.dim, "template")?;
+        let genuine = labels.iter().filter(|&&l| l).count();
+        if genuine == 0 || genuine == labels.len() {
+            return Err(EvalError::TooFew(
+                "a ROC needs both genuine and impostor pairs".into(),
+            ));
+        }
         let sorted = self.sort_pairs(t1, t2, BLOCK_BYTES, Some(labels))?;
         let keys = self.score(&sorted, |s, p| roc_key(s, p & LABEL != 0));
         roc_from_keys(keys, sorted.pairs)
@@ -330,9 +338,11 @@ struct SortedPairs {
     order: Vec<u32>,
 }
 
-/// The label bit of a sorted pair, and the most feature rows its 31 bits of first row hold.
+/// The label bit of a sorted pair.
 const LABEL: u64 = 1 << 63;
+/// The first row's bits below the label bit.
 const ROW_MASK: u32 = (1 << 31) - 1;
+/// The most templates (feature rows) those 31 bits can address.
 const ROWS: usize = 1 << 31;
 
 /// The error for pair `k` naming template `t`, which has no images.

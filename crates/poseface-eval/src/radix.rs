@@ -14,9 +14,13 @@ const DIGIT: u32 = 11;
 const BUCKETS: usize = 1 << DIGIT;
 
 /// Sorts `keys`, whose bits above the low `bits` must be zero, in increasing order, using
-/// `scratch` (resized to `keys.len()`) as the other buffer. The sorted keys are returned; the other buffer is left
-/// in `scratch`.
+/// `scratch` (resized to `keys.len()`) as the other buffer. The sorted keys are returned; the
+/// other buffer is left in `scratch`.
 pub(crate) fn sort(mut keys: Vec<u64>, scratch: &mut Vec<u64>, bits: u32) -> Vec<u64> {
+    debug_assert!(
+        bits >= 64 || keys.iter().all(|k| k >> bits == 0),
+        "keys wider than {bits} bits"
+    );
     let n = keys.len();
     scratch.resize(n, 0);
     if n < 2 {

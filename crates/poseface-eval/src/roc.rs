@@ -132,7 +132,6 @@ pub(crate) fn roc_from_keys(keys: Vec<u64>, mut scratch: Vec<u64>) -> Result<Roc
 
 type Point = (u64, u64, f32);
 
-/// A packed (score key, label): 33 significant bits, radix-sorted on their five low bytes.
 impl Roc {
     /// TAR at each target FAR, read as insightface's IJB evaluation does: the TPR of the ROC
     /// point whose FPR is nearest the target (the first such point on ties).

@@ -39,10 +39,20 @@ pub(crate) struct Shard {
     pub centres: Tensor<2>,
     /// The shard's labels as rows of `centres`.
     pub labels: Tensor<1, Int>,
-    /// The shard's share of the batch, `rows / batch`, by which its loss is scaled before
+    /// The shard's shares of the batch, by which its loss terms are scaled before
     /// `backward()` so that the shards' gradients add up to the whole batch's; `None` for a
     /// single shard (the loss is used unscaled).
-    pub weight: Option<f32>,
+    pub weights: Option<ShardWeights>,
+}
+
+/// A shard's shares of its batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ShardWeights {
+    /// Of the faces: weighs the terms that average over every face.
+    pub rows: f64,
+    /// Of the faces the pose term averages over (those with landmarks or angles, as the
+    /// method needs).
+    pub pose: f64,
 }
 
 /// What a shard gives back.
@@ -62,6 +72,10 @@ pub(crate) enum ShardOutcome {
 pub(crate) struct ShardGrads {
     /// The shard's loss (unscaled).
     pub loss: f64,
+    /// The loss as scaled by the shard's weights, whose gradient was taken.
+    pub weighted_loss: f64,
+    /// The shard's weights (`None`: the batch's only shard).
+    pub weights: Option<ShardWeights>,
     /// The shard's loss terms, unweighted.
     pub terms: Vec<(String, f64)>,
     /// Gradients of the backbone replica.
@@ -144,7 +158,10 @@ impl Shard {
             norms: Some(norms),
             pose: Some(&pose_angles),
         })?;
+        // The terms that average over every face, and the pose term apart (weighted by its
+        // own share when the batch is split).
         let mut loss = out.loss(self.labels);
+        let mut pose_part = None;
         let mut terms = vec![("margin".to_string(), scalar(&loss))];
         match (aux, &self.pose, &self.target) {
             (Aux::Code(z_p), Some(PoseModule::Disentangled(h)), Some((config, lae))) => {
@@ -161,7 +178,8 @@ impl Shard {
                 };
                 terms.push(("orth".into(), scalar(&orth)));
                 terms.push(("pose".into(), scalar(&pose_term)));
-                loss = loss + orth * config.lambda_orth + pose_term * config.lambda_pose;
+                loss = loss + orth * config.lambda_orth;
+                pose_part = Some(pose_term * config.lambda_pose);
             }
             (Aux::Angles(predicted), _, _) => {
                 let lambda = match method {
@@ -171,11 +189,15 @@ impl Shard {
                 let mask = batch.has_angles.float(); // [B]
                 let pose_term = pose_loss(predicted, angles, mask);
                 terms.push(("pose".into(), scalar(&pose_term)));
-                loss = loss + pose_term * lambda;
+                pose_part = Some(pose_term * lambda);
             }
             _ => {}
         }
-        let loss_value = scalar(&loss);
+        let total = match pose_part.clone() {
+            Some(p) => loss.clone() + p,
+            None => loss.clone(),
+        };
+        let loss_value = scalar(&total);
         if !loss_value.is_finite() {
             let term = terms
                 .iter()
@@ -186,11 +208,16 @@ impl Shard {
                 term: term.to_string(),
             });
         }
-        let loss = match self.weight {
-            Some(w) => loss * w,
-            None => loss,
+        let differentiated = match (self.weights, pose_part) {
+            (None, _) => total,
+            (Some(w), None) => loss * w.rows,
+            (Some(w), Some(p)) => loss * w.rows + p * w.pose,
         };
-        let mut grads = loss.backward();
+        let weighted_loss = match self.weights {
+            None => loss_value,
+            Some(_) => scalar(&differentiated),
+        };
+        let mut grads = differentiated.backward();
         let centres = self
             .centres
             .grad_remove(&mut grads)
@@ -202,6 +229,8 @@ impl Shard {
         let model = GradientsParams::from_grads(grads, &self.model);
         Ok(ShardOutcome::Done(Box::new(ShardGrads {
             loss: loss_value,
+            weighted_loss,
+            weights: self.weights,
             terms,
             model,
             pose,

@@ -12,18 +12,14 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{
-    GradientsAccumulator, GradientsParams, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig,
-};
-use burn::tensor::{Device, Tensor};
-use poseface_data::augment::FaceSample;
+use burn::optim::{ModuleOptimizer, SgdConfig, decay::WeightDecayConfig};
+use burn::tensor::Device;
 use poseface_data::batch::FaceBatcher;
 use poseface_data::dataset::{FaceDataset, FaceStorage, epoch_permutation};
 use poseface_landmark::LandmarkAutoencoder;
 use poseface_loss::head::ArcFaceConfig;
-use poseface_loss::head::HeadState;
 use poseface_loss::orthogonality;
-use poseface_loss::{MarginHead, MarginHeadConfig, PartialFc, PartialFcConfig, Sampled, SgdStep};
+use poseface_loss::{MarginHead, MarginHeadConfig, PartialFc, PartialFcConfig, SgdStep};
 use poseface_model::backbone::{Backbone, BackboneConfig};
 use poseface_model::{
     DisentangledHeadConfig, DreamConfig, PoseAwareHeadsConfig, PoseModule, PoseRegressorConfig,
@@ -37,8 +33,9 @@ use crate::config::{ExperimentConfig, Precision};
 use crate::embed::{Embedder, resize};
 use crate::method::{MethodConfig, PoseFaceConfig};
 use crate::probe::{PoseProbe, ProbeFaces};
-use crate::step::{Shard, ShardGrads, ShardOutcome, combine_head_states, scalar, shard_rows};
+use crate::step::{ShardOutcome, scalar};
 use crate::verifier::{VerificationSet, VerifyReport};
+use parallel::Combined;
 
 /// What the loop tells its observer after each step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -220,10 +217,12 @@ impl Trainer {
     /// host-side Partial FC centres and the margin head's running state. With one device it is
     /// exactly [`Trainer::new`].
     ///
-    /// Each shard's loss is scaled by its share of the batch, so the summed gradient is the
-    /// whole batch's except for BatchNorm, whose batch statistics are each shard's own (as in
-    /// PyTorch's DDP without SyncBatchNorm); the running statistics become the replicas'
-    /// average.
+    /// Each shard's loss terms are scaled by its share of the batch (the pose term by its
+    /// share of the faces that have a pose), so the summed gradient is the whole batch's
+    /// except where a statistic of the batch enters the forward pass: BatchNorm's, and the
+    /// CurricularFace and AdaFace heads' running statistics, are each shard's own (as in
+    /// PyTorch's DDP without SyncBatchNorm); afterwards BatchNorm's running statistics and
+    /// the head's state become the shards' averages.
     pub fn with_devices(
         config: ExperimentConfig,
         devices: &[Device],
@@ -235,11 +234,12 @@ impl Trainer {
                 message: "no device to train on".into(),
             });
         }
-        if devices.len() > config.optim.batch_size {
+        if devices.len() > 1 && config.optim.batch_size < 2 * devices.len() {
             return Err(TrainError::Config {
                 path: PathBuf::from("optim.batch_size"),
                 message: format!(
-                    "{} faces per batch cannot be split across {} devices",
+                    "{} faces per batch cannot be split across {} devices: each needs at \
+                     least 2 (BatchNorm's batch statistics)",
                     config.optim.batch_size,
                     devices.len()
                 ),
@@ -492,7 +492,7 @@ impl Trainer {
             backbone: self.backbone.describe(),
             start_step: self.start_step,
             warnings: self.warnings.clone(),
-            devices: self.devices.iter().map(|d| format!("{d:?}")).collect(),
+            devices: self.devices.iter().map(describe_device).collect(),
         });
 
         let o = self.config.optim.clone();
@@ -535,9 +535,9 @@ impl Trainer {
             let labels: Vec<i64> = samples.iter().map(|s| i64::from(s.label)).collect();
             let sampled = self.centres.sample(&labels)?;
             let mut shards = Vec::with_capacity(self.devices.len());
-            for (outcome, rows) in self.forward_backward(samples, &sampled)? {
+            for outcome in self.forward_backward(samples, &sampled)? {
                 match outcome {
-                    ShardOutcome::Done(grads) => shards.push((*grads, rows)),
+                    ShardOutcome::Done(grads) => shards.push(*grads),
                     // Stops before any weight moves: the last checkpoint is the last good state.
                     ShardOutcome::NonFinite { loss, term } => {
                         return Err(TrainError::NonFinite {
@@ -557,7 +557,7 @@ impl Trainer {
                 pose: pose_grads,
                 centres: centre_grad,
                 head,
-            } = self.combine(shards, o.batch_size);
+            } = self.combine(shards);
             self.centres.step(
                 &sampled,
                 centre_grad,
@@ -857,146 +857,6 @@ impl Trainer {
             .collect()
     }
 
-    /// Forward and backward passes of one batch: on the one device, or one shard per device
-    /// at the same time, each on replicas of the weights. Each outcome comes with its shard's
-    /// rows.
-    fn forward_backward(
-        &self,
-        mut samples: Vec<FaceSample>,
-        sampled: &Sampled,
-    ) -> Result<Vec<(ShardOutcome, usize)>, TrainError> {
-        let model = self.model.as_ref().expect("model present between steps");
-        let parts = self.devices.len();
-        let batch = samples.len();
-        let mut shards = Vec::with_capacity(parts);
-        for (device, rows) in self.devices.iter().zip(shard_rows(batch, parts)) {
-            let rest = samples.split_off(rows.len());
-            let mine = std::mem::replace(&mut samples, rest);
-            let (centres, labels) = self.centres.gather(sampled, device);
-            let labels = if parts == 1 {
-                labels
-            } else {
-                labels.narrow(0, rows.start, rows.len())
-            };
-            // One device uses the weights themselves; several use a replica each (`fork`
-            // keeps the parameter ids, by which the gradients are added up).
-            let replica = |m: &Backbone| {
-                if parts == 1 {
-                    m.clone()
-                } else {
-                    m.clone().fork(device)
-                }
-            };
-            shards.push((
-                Shard {
-                    device: device.clone(),
-                    model: replica(model),
-                    pose: self.pose.as_ref().map(|p| {
-                        if parts == 1 {
-                            p.clone()
-                        } else {
-                            p.clone().fork(device)
-                        }
-                    }),
-                    head: self.head.clone(),
-                    target: self.target.as_ref().map(|t| {
-                        let lae = if parts == 1 {
-                            t.lae.clone()
-                        } else {
-                            t.lae.clone().fork(device)
-                        };
-                        (t.config.clone(), lae)
-                    }),
-                    samples: mine,
-                    centres,
-                    labels,
-                    weight: (parts > 1).then(|| rows.len() as f32 / batch as f32),
-                },
-                rows.len(),
-            ));
-        }
-        let method = &self.config.method;
-        let input_size = self.config.data.input_size;
-        if parts == 1 {
-            let (shard, rows) = shards.pop().expect("one shard");
-            return Ok(vec![(shard.run(method, input_size)?, rows)]);
-        }
-        std::thread::scope(|scope| {
-            let running: Vec<_> = shards
-                .into_iter()
-                .map(|(shard, rows)| {
-                    scope.spawn(move || shard.run(method, input_size).map(|o| (o, rows)))
-                })
-                .collect();
-            running
-                .into_iter()
-                .map(|t| {
-                    t.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
-        })
-    }
-
-    /// The shards' losses and gradients as the whole batch's, on the first device.
-    fn combine(&self, mut shards: Vec<(ShardGrads, usize)>, batch: usize) -> Combined {
-        if shards.len() == 1 {
-            let (g, _) = shards.pop().expect("one shard");
-            return Combined {
-                loss: g.loss,
-                terms: g.terms,
-                model: g.model,
-                pose: g.pose,
-                centres: g.centres,
-                head: g.head,
-            };
-        }
-        let model = self.model.as_ref().expect("model present between steps");
-        let host = self.device.clone().inner();
-        let mut model_grads = GradientsAccumulator::<Backbone>::new();
-        let mut pose_grads = GradientsAccumulator::<PoseModule>::new();
-        let mut centres: Option<Tensor<2>> = None;
-        let mut loss = 0.0;
-        let mut terms: Vec<(String, f64)> = shards[0]
-            .0
-            .terms
-            .iter()
-            .map(|(name, _)| (name.clone(), 0.0))
-            .collect();
-        let mut states = Vec::with_capacity(shards.len());
-        for (g, rows) in shards {
-            let share = rows as f64 / batch as f64;
-            loss += share * g.loss;
-            for ((_, total), (_, v)) in terms.iter_mut().zip(&g.terms) {
-                *total += share * v;
-            }
-            model_grads.accumulate(model, g.model.to_device(&self.device, model));
-            if let (Some(module), Some(grads)) = (&self.pose, g.pose) {
-                pose_grads.accumulate(module, grads.to_device(&self.device, module));
-            }
-            let c = g.centres.to_device(&host);
-            centres = Some(match centres {
-                Some(sum) => sum + c,
-                None => c,
-            });
-            states.push((g.head, rows as f64));
-        }
-        // Each replica's BatchNorm left its running-statistics update under its own thread;
-        // `valid()` folds them into their average now, before the next step's threads start.
-        let _ = model.valid();
-        if let Some(module) = &self.pose {
-            let _ = module.valid();
-        }
-        Combined {
-            loss,
-            terms,
-            model: model_grads.grads(),
-            pose: self.pose.as_ref().map(|_| pose_grads.grads()),
-            centres: centres.expect("at least two shards"),
-            head: combine_head_states(&states),
-        }
-    }
-
     fn save_checkpoint(&self, step: usize, train_seconds: f64) -> Result<PathBuf, TrainError> {
         let model = self.model.as_ref().expect("model present");
         let state = CheckpointState {
@@ -1068,16 +928,6 @@ fn class_count(storage: &FaceStorage) -> Result<usize, TrainError> {
     }
 }
 
-/// A batch's loss and gradients, added up over its shards.
-struct Combined {
-    loss: f64,
-    terms: Vec<(String, f64)>,
-    model: GradientsParams,
-    pose: Option<GradientsParams>,
-    centres: Tensor<2>,
-    head: HeadState,
-}
-
 /// Namespaces of the stable parameter ids (and names of the optimiser-state files).
 const BACKBONE_IDS: &str = "backbone";
 const POSE_HEAD_IDS: &str = "pose_head";
@@ -1098,9 +948,21 @@ fn sgd(o: &crate::config::OptimConfig) -> SgdConfig {
     sgd
 }
 
+/// A device in words: burn's debug form of the device without its `Device<…>` wrapper
+/// (`Flex(Cpu)` for the CPU).
+fn describe_device(device: &Device) -> String {
+    let text = format!("{:?}", device.clone().inner());
+    text.strip_prefix("Device<")
+        .and_then(|t| t.strip_suffix('>'))
+        .unwrap_or(&text)
+        .to_string()
+}
+
 pub(crate) fn io(path: &Path, e: std::io::Error) -> TrainError {
     TrainError::Data(format!("{}: {e}", path.display()))
 }
+
+mod parallel;
 
 #[cfg(test)]
 mod parallel_tests;
