@@ -135,8 +135,10 @@ impl Templates {
         t2: &[u64],
         labels: &[bool],
     ) -> Result<(Vec<f32>, Vec<bool>), EvalError> {
-        let sorted = self.sort_pairs(t1, t2, BLOCK_BYTES, Some(labels))?;
-        let scores = self.score(&sorted, |s, _| s);
+        let mut sorted = self.sort_pairs(t1, t2, BLOCK_BYTES, Some(labels))?;
+        sorted.spare = Vec::new();
+        let mut scores = vec![0f32; sorted.pairs.len()];
+        self.score_into(&sorted, &mut scores, |s, _| s);
         let labels = sorted.pairs.par_iter().map(|&p| p & LABEL != 0).collect();
         Ok((scores, labels))
     }
@@ -158,8 +160,9 @@ impl Templates {
                 "a ROC needs both genuine and impostor pairs".into(),
             ));
         }
-        let sorted = self.sort_pairs(t1, t2, BLOCK_BYTES, Some(labels))?;
-        let keys = self.score(&sorted, |s, p| roc_key(s, p & LABEL != 0));
+        let mut sorted = self.sort_pairs(t1, t2, BLOCK_BYTES, Some(labels))?;
+        let mut keys = std::mem::take(&mut sorted.spare);
+        self.score_into(&sorted, &mut keys, |s, p| roc_key(s, p & LABEL != 0));
         roc_from_keys(keys, sorted.pairs)
     }
 
@@ -170,8 +173,10 @@ impl Templates {
         t2: &[u64],
         block_bytes: usize,
     ) -> Result<Vec<f32>, EvalError> {
-        let sorted = self.sort_pairs(t1, t2, block_bytes, None)?;
-        let bucketed = self.score(&sorted, |s, _| s);
+        let mut sorted = self.sort_pairs(t1, t2, block_bytes, None)?;
+        sorted.spare = Vec::new();
+        let mut bucketed = vec![0f32; sorted.pairs.len()];
+        self.score_into(&sorted, &mut bucketed, |s, _| s);
         let mut scores = vec![0f32; bucketed.len()];
         for (&k, &s) in sorted.order.iter().zip(&bucketed) {
             scores[k as usize] = s;
@@ -238,15 +243,20 @@ impl Templates {
             (None, _) => Err(no_images(k, t1[k])),
             (_, None) => Err(no_images(k, t2[k])),
         };
+        // Pass 1: each pair's rows (and label) in list order, and the buckets' sizes.
         let n = t1.len();
         let mut starts = vec![0usize; blocks * blocks + 1];
-        for k in 0..n {
+        let mut listed = vec![0u64; n];
+        for (k, slot) in listed.iter_mut().enumerate() {
             let (r1, r2) = rows(k)?;
             starts[bucket(r1, r2) + 1] += 1;
+            let label = labels.is_some_and(|l| l[k]);
+            *slot = (u64::from(label) << 63) | (u64::from(r1) << 32) | u64::from(r2);
         }
         for b in 0..blocks * blocks {
             starts[b + 1] += starts[b];
         }
+        // Pass 2: counting sort into bucket order.
         let mut fill = starts.clone();
         let mut pairs = vec![0u64; n];
         let mut order = if labels.is_none() {
@@ -254,11 +264,9 @@ impl Templates {
         } else {
             Vec::new()
         };
-        for k in 0..n {
-            let (r1, r2) = rows(k)?;
-            let b = bucket(r1, r2);
-            let label = labels.is_some_and(|l| l[k]);
-            pairs[fill[b]] = (u64::from(label) << 63) | (u64::from(r1) << 32) | u64::from(r2);
+        for (k, &p) in listed.iter().enumerate() {
+            let b = bucket(((p >> 32) as u32) & ROW_MASK, p as u32);
+            pairs[fill[b]] = p;
             if labels.is_none() {
                 order[fill[b]] = k as u32;
             }
@@ -268,21 +276,22 @@ impl Templates {
             pairs,
             starts,
             order,
+            spare: listed,
         })
     }
 
-    /// `out(score, pair)` for every sorted pair, in their order, computed in parallel: a task
-    /// per chunk of a bucket (chunks keep all cores busy when there are few buckets; a chunk's
-    /// pairs share its bucket's blocks).
-    fn score<T, F>(&self, sorted: &SortedPairs, out: F) -> Vec<T>
+    /// `out(score, pair)` for every sorted pair, into `scored` in their order, computed in
+    /// parallel: a task per chunk of a bucket (chunks keep all cores busy when there are few
+    /// buckets; a chunk's pairs share its bucket's blocks).
+    fn score_into<T, F>(&self, sorted: &SortedPairs, scored: &mut [T], out: F)
     where
-        T: Copy + Default + Send,
+        T: Send,
         F: Fn(f32, u64) -> T + Sync,
     {
         let SortedPairs { pairs, starts, .. } = sorted;
-        let mut scored = vec![T::default(); pairs.len()];
+        debug_assert_eq!(scored.len(), pairs.len(), "one output per pair");
         let mut slices = Vec::new();
-        let mut rest = scored.as_mut_slice();
+        let mut rest = scored;
         for b in 0..starts.len() - 1 {
             let (mut head, tail) = rest.split_at_mut(starts[b + 1] - starts[b]);
             let mut start = starts[b];
@@ -325,7 +334,6 @@ impl Templates {
                 }
             }
         });
-        scored
     }
 }
 
@@ -336,6 +344,8 @@ struct SortedPairs {
     starts: Vec<usize>,
     /// Each pair's position in the list (empty when labels were given).
     order: Vec<u32>,
+    /// A dead buffer of one `u64` per pair (the pairs in list order, used while sorting).
+    spare: Vec<u64>,
 }
 
 /// The label bit of a sorted pair.
@@ -505,7 +515,8 @@ mod tests {
             // With labels: the same (score, label) pairs, in bucket order.
             let labels: Vec<bool> = (0..700).map(|k| k % 3 == 0).collect();
             let sorted = t.sort_pairs(&t1, &t2, 48, Some(&labels)).unwrap();
-            let scores = t.score(&sorted, |s, _| s);
+            let mut scores = vec![0f32; sorted.pairs.len()];
+            t.score_into(&sorted, &mut scores, |s, _| s);
             let carried: Vec<bool> = sorted.pairs.iter().map(|&p| p & LABEL != 0).collect();
             let key = |s: &f32, l: &bool| (s.to_bits(), *l);
             let mut ours: Vec<_> = scores
