@@ -338,17 +338,21 @@ fn eval_section(root: &Path, quick: bool) -> Result<String> {
          Where the IJB-C time goes: the 47 MB of template features do not fit in cache, so the pairs are \
          counting-sorted into buckets by the blocks of templates they join and each bucket is scored while \
          its two 4 MB blocks stay cached, on 256-bit AVX registers when the CPU has them (chosen at run time, \
-         bit-identical to the portable code); the (score, label) pairs stay in bucket order, since the ROC \
-         does not depend on their order, and the ROC radix-sorts 15.7 M packed keys, keeping only the \
-         points where the curve bends. `perf` of the whole measurement: 38% in the dot products, about 18% \
-         in the kernel zeroing and mapping the fresh working arrays (about 0.4 GB per run: bucketed pairs, \
-         scores, labels, sort keys), 12% in the ROC's radix sort and scan, 9% in bucketing, 5% in the \
-         template aggregation and its sort. Blocks of 1, 2 or 4 MB score within 4% of each other, so the \
-         dot products are not waiting on cache size. Against the NumPy peer the gap is smaller than the \
-         10-fold row's because NumPy's batched gathers and multiplications are already compiled loops; 30× \
-         would mean 0.54 s here. Next: a reusable workspace so repeated evaluations stop paying for fresh \
-         pages, one template's feature kept in registers across the pairs it joins (two or three dot products \
-         per pass), and AVX-512 where the CPU has it.\n",
+         bit-identical to the portable code). Pair lists come grouped by their first template, so two \
+         consecutive pairs usually share one: they are scored in one pass that loads the shared feature once \
+         (three loads per two products instead of four). Each score goes straight into a 33-bit key (score \
+         order, label in the low bit) that a three-pass radix sort of 11-bit digits orders through the \
+         bucketed pair list, dead by then, and only the points where the ROC bends are kept: two arrays of \
+         125 MB per evaluation where there were five of 16 to 125 MB, which took the kernel's zeroing of fresh \
+         pages from about 18% of the time to about 1%. `perf` of the whole process: about 40% in the dot \
+         products, 11% in the radix sort's scatter, 9% sorting the pairs into buckets, 5% in the ROC scan, \
+         7% in page faults, 2.5% in the template aggregation. A four-pair kernel (the shared feature loaded \
+         once for four products, its sixteen partial sums in AVX-512VL's 32 registers) measured slower than \
+         the two-pair one and was dropped. Against the NumPy peer the gap is smaller than the 10-fold row's \
+         because NumPy's batched gathers and multiplications are already compiled loops; 30× would mean \
+         0.54 s here. The dot products run at about a third of what two loads per cycle allow, so the next \
+         steps are there (more of a template's pairs per pass without spilling registers), then a radix \
+         sort that passes over its 125 MB fewer times.\n",
         ten * 1e3,
         ijb
     ))
