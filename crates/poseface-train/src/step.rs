@@ -74,7 +74,7 @@ pub(crate) struct ShardGrads {
     pub loss: f64,
     /// The loss as scaled by the shard's weights, whose gradient was taken.
     pub weighted_loss: f64,
-    /// The shard's weights (`None`: the batch's only shard).
+    /// The shard's weights (`None`: the whole batch, one shard or the shards combined).
     pub weights: Option<ShardWeights>,
     /// The shard's loss terms, unweighted.
     pub terms: Vec<(String, f64)>,

@@ -33,9 +33,8 @@ use crate::config::{ExperimentConfig, Precision};
 use crate::embed::{Embedder, resize};
 use crate::method::{MethodConfig, PoseFaceConfig};
 use crate::probe::{PoseProbe, ProbeFaces};
-use crate::step::{ShardOutcome, scalar};
+use crate::step::{ShardGrads, ShardOutcome, scalar};
 use crate::verifier::{VerificationSet, VerifyReport};
-use parallel::Combined;
 
 /// What the loop tells its observer after each step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -550,13 +549,14 @@ impl Trainer {
                     }
                 }
             }
-            let Combined {
+            let ShardGrads {
                 loss: loss_value,
                 terms,
                 model: grads,
                 pose: pose_grads,
                 centres: centre_grad,
                 head,
+                ..
             } = self.combine(shards);
             self.centres.step(
                 &sampled,

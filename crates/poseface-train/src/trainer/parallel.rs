@@ -2,12 +2,11 @@
 //! parallelism), and the shards' results added up as the whole batch's on the first device.
 
 use burn::module::Module;
-use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::optim::GradientsAccumulator;
 use burn::tensor::Tensor;
 use poseface_data::augment::FaceSample;
 use poseface_data::batch::FaceBatcher;
 use poseface_loss::Sampled;
-use poseface_loss::head::HeadState;
 use poseface_model::PoseModule;
 use poseface_model::backbone::Backbone;
 
@@ -15,16 +14,6 @@ use super::Trainer;
 use crate::TrainError;
 use crate::method::MethodConfig;
 use crate::step::{Shard, ShardGrads, ShardOutcome, ShardWeights, combine_head_states, shard_rows};
-
-/// A batch's loss and gradients, added up over its shards.
-pub(super) struct Combined {
-    pub loss: f64,
-    pub terms: Vec<(String, f64)>,
-    pub model: GradientsParams,
-    pub pose: Option<GradientsParams>,
-    pub centres: Tensor<2>,
-    pub head: HeadState,
-}
 
 impl Trainer {
     /// Forward and backward passes of one batch: on the one device, or one shard per device
@@ -123,18 +112,11 @@ impl Trainer {
         })
     }
 
-    /// The shards' losses and gradients as the whole batch's, on the first device.
-    pub(super) fn combine(&self, mut shards: Vec<ShardGrads>) -> Combined {
+    /// The shards' losses and gradients as the whole batch's (one unweighted shard), on the
+    /// first device.
+    pub(super) fn combine(&self, mut shards: Vec<ShardGrads>) -> ShardGrads {
         if shards.len() == 1 {
-            let g = shards.pop().expect("one shard");
-            return Combined {
-                loss: g.loss,
-                terms: g.terms,
-                model: g.model,
-                pose: g.pose,
-                centres: g.centres,
-                head: g.head,
-            };
+            return shards.pop().expect("one shard");
         }
         let model = self.model.as_ref().expect("model present between steps");
         let host = self.device.clone().inner();
@@ -175,8 +157,10 @@ impl Trainer {
             let _ = module.valid();
             let _ = module.clone().to_device(&self.device);
         }
-        Combined {
+        ShardGrads {
             loss,
+            weighted_loss: loss,
+            weights: None,
             terms,
             model: model_grads.grads(),
             pose: self.pose.as_ref().map(|_| pose_grads.grads()),
