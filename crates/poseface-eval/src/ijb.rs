@@ -412,6 +412,12 @@ impl<'a> Index<'a> {
 mod tests {
     use super::*;
 
+    /// Templates `ids` whose features are `value(k)` for the k-th float of the matrix.
+    fn templates(ids: Vec<u64>, dim: usize, value: impl Fn(usize) -> f32) -> Templates {
+        let features = (0..ids.len() * dim).map(value).collect();
+        Templates { ids, features, dim }
+    }
+
     #[test]
     fn media_are_averaged_then_summed_and_unknown_templates_are_errors() {
         // Template 7: media 1 = images (1,0) and (3,0) → mean (2,0); media 2 = (0,1) × score
@@ -450,15 +456,9 @@ mod tests {
         // Pairs listed by their first template, then a run sharing the second, across blocks
         // of 8 templates of 40-d features (a full 32-float step and a tail).
         let dim = 40;
-        let ids: Vec<u64> = (1..=30).collect();
-        let features: Vec<f32> = (0..30 * dim)
-            .map(|v| ((v * 37 % 23) as f32 - 11.0) / 7.0)
-            .collect();
-        let t = Templates {
-            ids: ids.clone(),
-            features,
-            dim,
-        };
+        let t = templates((1..=30).collect(), dim, |v| {
+            ((v * 37 % 23) as f32 - 11.0) / 7.0
+        });
         let (mut t1, mut t2) = (Vec::new(), Vec::new());
         for k in 0..300u64 {
             t1.push(1 + k / 11);
@@ -492,14 +492,7 @@ mod tests {
         let dim = 3;
         for step in [1u64, 1 << 40] {
             let ids: Vec<u64> = (0..50).map(|i| 5 + i * step).collect();
-            let features: Vec<f32> = (0..50 * dim)
-                .map(|v| ((v * 37 % 11) as f32) - 5.0)
-                .collect();
-            let t = Templates {
-                ids: ids.clone(),
-                features,
-                dim,
-            };
+            let t = templates(ids.clone(), dim, |v| ((v * 37 % 11) as f32) - 5.0);
             let (mut t1, mut t2) = (Vec::new(), Vec::new());
             for k in 0..700u64 {
                 t1.push(ids[(k * 13 % 50) as usize]);
