@@ -335,24 +335,25 @@ fn eval_section(root: &Path, quick: bool) -> Result<String> {
          | 10-fold verification + VAL@FAR, 6,000 pairs of 512-d embeddings | ≤ 50 ms, ≥ 30× | {:.1} ms | {peer_cell} |\n\
          | IJB-C 1:1: 227,630 image features → 23,124 templates, 15,658,489 pair scores, ROC, TAR@FAR | ≤ 1 s, ≥ 30× | {:.2} s | {ijb_cell} |\n\n\
          {memory}\
-         Where the IJB-C time goes: the 47 MB of template features do not fit in cache, so the pairs are \
-         counting-sorted into buckets by the blocks of templates they join and each bucket is scored while \
-         its two 4 MB blocks stay cached, on 256-bit AVX registers when the CPU has them (chosen at run time, \
-         bit-identical to the portable code). Pair lists come grouped by their first template, so two \
-         consecutive pairs usually share one: they are scored in one pass that loads the shared feature once \
-         (three loads per two products instead of four). Each score goes straight into a 33-bit key (score \
-         order, label in the low bit) that a three-pass radix sort of 11-bit digits orders through the \
-         bucketed pair list, dead by then, and only the points where the ROC bends are kept: two arrays of \
-         125 MB per evaluation where there were five of 16 to 125 MB, which took the kernel's zeroing of fresh \
-         pages from about 18% of the time to about 1%. `perf` of the whole process: about 40% in the dot \
-         products, 11% in the radix sort's scatter, 9% sorting the pairs into buckets, 5% in the ROC scan, \
-         7% in page faults, 2.5% in the template aggregation. A four-pair kernel (the shared feature loaded \
-         once for four products, its sixteen partial sums in AVX-512VL's 32 registers) measured slower than \
-         the two-pair one and was dropped. Against the NumPy peer the gap is smaller than the 10-fold row's \
-         because NumPy's batched gathers and multiplications are already compiled loops; 30× would mean \
-         0.54 s here. The dot products run at about a third of what two loads per cycle allow, so the next \
-         steps are there (more of a template's pairs per pass without spilling registers), then a radix \
-         sort that passes over its 125 MB fewer times.\n",
+         Where the IJB-C time goes (phases timed one by one, about 0.5 s in all): template aggregation 25 ms, \
+         sorting the pairs into buckets 100 ms, scoring 220 ms, the ROC's radix sort 75 ms and reading the \
+         curve off the sorted keys 45 ms. The 47 MB of template features do not fit in cache, so the pairs \
+         are counting-sorted (in parallel) into buckets by the blocks of templates they join, 4 MB each, and \
+         by the 256 KB sub-block of their second template: a bucket is scored while its second templates stay \
+         in the core's own cache and its first templates, in list order, stream by. Pair lists come grouped \
+         by their first template, so two consecutive pairs usually share one and are scored in one pass that \
+         loads it once, on AVX-512 (else AVX) registers chosen at run time, bit-identical to the portable \
+         code. Each score goes straight into a 33-bit key (score order, label in the low bit) that a \
+         three-pass radix sort of 11-bit digits orders through the bucketed pair list, dead by then; the \
+         curve is then read in parallel spans cut where the score changes, keeping only the points where the \
+         ROC bends. The large buffers are asked for on 2 MB pages (`madvise`; this machine's kernel grants \
+         them on request only), which cut page faults and the TLB misses of the random feature reads: 13% \
+         of the time by themselves. With every feature in the first-level cache (a diagnostic run, all pairs \
+         pointed at eight templates) scoring takes 135 ms instead of 220 ms, so the rest of it is the second \
+         template's 2 KB coming from the second-level cache; a four-pair kernel sharing the first template \
+         across four products did not change it and was dropped, as was software prefetching, which made it \
+         slower. `perf` of the whole process: about 33% in the dot products, 13% in the radix sort's \
+         scatter, 5% in the kernel zeroing fresh pages.\n",
         ten * 1e3,
         ijb
     ))

@@ -4,9 +4,9 @@
 //! [`dot`] keeps 32 independent partial sums in four 8-lane vectors. A single running sum
 //! would make every addition wait for the previous one, and left to itself the compiler
 //! vectorises this loop two lanes wide; four explicit vectors keep enough additions in flight
-//! to run at load speed. On x86-64 CPUs with AVX the vectors are 256-bit registers (chosen at
-//! run time), elsewhere `wide`'s portable 8-lane type; both add the same lanes in the same
-//! order, so the result is bit-identical on every CPU.
+//! to run at load speed. On x86-64 CPUs with AVX-512 the 32 sums are two 512-bit registers, with
+//! AVX four 256-bit ones (chosen at run time), elsewhere `wide`'s portable 8-lane type; all add
+//! the same lanes in the same order, so the result is bit-identical on every CPU.
 //!
 //! Scoring is limited by loads, two vectors per eight products. IJB pair lists come grouped by
 //! their first template, so consecutive pairs often share a feature: [`dot2`] computes
@@ -36,6 +36,17 @@ pub fn dot2(x: &[f32], y: &[f32], z: &[f32]) -> (f32, f32) {
 /// hold on to the result).
 pub(crate) fn dot_kernel() -> fn(&[f32], &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        return |a, b| {
+            // SAFETY: `dot_avx512` needs AVX-512F; this closure is handed out only when the
+            // CPU has it.
+            #[allow(unsafe_code)]
+            unsafe {
+                dot_avx512(a, b)
+            }
+        };
+    }
+    #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx") {
         return |a, b| {
             // SAFETY: `dot_avx` needs AVX; this closure is handed out only when the CPU has it.
@@ -53,6 +64,17 @@ pub(crate) type Dot2 = fn(&[f32], &[f32], &[f32]) -> (f32, f32);
 
 /// The fastest [`dot2`] implementation this CPU runs.
 pub(crate) fn dot2_kernel() -> Dot2 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        return |x, y, z| {
+            // SAFETY: `dot2_avx512` needs AVX-512F; this closure is handed out only when the
+            // CPU has it.
+            #[allow(unsafe_code)]
+            unsafe {
+                dot2_avx512(x, y, z)
+            }
+        };
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx") {
         return |x, y, z| {
@@ -172,6 +194,91 @@ pub(crate) fn dot2_avx(x: &[f32], y: &[f32], z: &[f32]) -> (f32, f32) {
     )
 }
 
+/// [`dot`] on 512-bit AVX-512 registers: two registers of sixteen lanes hold the same 32
+/// partial sums as [`dot_avx`]'s four of eight (lanes 0–7 of the first are its first sum,
+/// lanes 8–15 its second), added in the same order; half the instructions per step.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx512f")]
+pub(crate) fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::{_mm512_add_ps, _mm512_loadu_ps, _mm512_mul_ps, _mm512_setzero_ps};
+    let n = a.len().min(b.len());
+    let full = n - n % STEP;
+    let (mut s01, mut s23) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+    for (x, y) in a[..full]
+        .chunks_exact(STEP)
+        .zip(b[..full].chunks_exact(STEP))
+    {
+        let (x, y) = (x.as_ptr(), y.as_ptr());
+        // SAFETY: `x` and `y` point to 32 floats each (exact chunks); unaligned loads of
+        // floats 0–15 and 16–31.
+        let load = |p: *const f32, v: usize| unsafe { _mm512_loadu_ps(p.add(v * 2 * LANES)) };
+        s01 = _mm512_add_ps(s01, _mm512_mul_ps(load(x, 0), load(y, 0)));
+        s23 = _mm512_add_ps(s23, _mm512_mul_ps(load(x, 1), load(y, 1)));
+    }
+    reduce(lanes512(s01, s23), tail(&a[full..n], &b[full..n]))
+}
+
+/// [`dot2`] on AVX-512 registers: [`dot_avx512`]'s two sums for each product, each vector of
+/// `x` loaded once for both.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx512f")]
+pub(crate) fn dot2_avx512(x: &[f32], y: &[f32], z: &[f32]) -> (f32, f32) {
+    use std::arch::x86_64::{_mm512_add_ps, _mm512_loadu_ps, _mm512_mul_ps, _mm512_setzero_ps};
+    let n = x.len().min(y.len()).min(z.len());
+    let full = n - n % STEP;
+    let zero = _mm512_setzero_ps();
+    let (mut a01, mut a23, mut b01, mut b23) = (zero, zero, zero, zero);
+    for ((x, y), z) in x[..full]
+        .chunks_exact(STEP)
+        .zip(y[..full].chunks_exact(STEP))
+        .zip(z[..full].chunks_exact(STEP))
+    {
+        let (x, y, z) = (x.as_ptr(), y.as_ptr(), z.as_ptr());
+        // SAFETY: `x`, `y` and `z` point to 32 floats each (exact chunks); unaligned loads of
+        // floats 0–15 and 16–31.
+        let load = |p: *const f32, v: usize| unsafe { _mm512_loadu_ps(p.add(v * 2 * LANES)) };
+        let (x01, x23) = (load(x, 0), load(x, 1));
+        a01 = _mm512_add_ps(a01, _mm512_mul_ps(x01, load(y, 0)));
+        b01 = _mm512_add_ps(b01, _mm512_mul_ps(x01, load(z, 0)));
+        a23 = _mm512_add_ps(a23, _mm512_mul_ps(x23, load(y, 1)));
+        b23 = _mm512_add_ps(b23, _mm512_mul_ps(x23, load(z, 1)));
+    }
+    (
+        reduce(lanes512(a01, a23), tail(&x[full..n], &y[full..n])),
+        reduce(lanes512(b01, b23), tail(&x[full..n], &z[full..n])),
+    )
+}
+
+/// The four eight-lane sums held in two sixteen-lane registers, added as [`lanes`] adds them:
+/// `(s0 + s1) + (s2 + s3)`.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx512f")]
+fn lanes512(s01: std::arch::x86_64::__m512, s23: std::arch::x86_64::__m512) -> [f32; LANES] {
+    use std::arch::x86_64::{
+        _mm256_add_ps, _mm256_castpd_ps, _mm256_storeu_ps, _mm512_castpd512_pd256,
+        _mm512_castps_pd, _mm512_extractf64x4_pd,
+    };
+    let half = |v: std::arch::x86_64::__m512, high: bool| {
+        let v = _mm512_castps_pd(v);
+        _mm256_castpd_ps(if high {
+            _mm512_extractf64x4_pd::<1>(v)
+        } else {
+            _mm512_castpd512_pd256(v)
+        })
+    };
+    let sum = _mm256_add_ps(
+        _mm256_add_ps(half(s01, false), half(s01, true)),
+        _mm256_add_ps(half(s23, false), half(s23, true)),
+    );
+    let mut lanes = [0f32; LANES];
+    // SAFETY: `lanes` holds 8 floats; unaligned store.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
+    lanes
+}
+
 /// The four partial-sum vectors added as [`dot_portable`] adds them, as eight lanes.
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
@@ -221,6 +328,12 @@ mod tests {
                 let avx = unsafe { dot_avx(&a, &b) };
                 assert_eq!(avx.to_bits(), portable.to_bits(), "{dim}");
             }
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                #[allow(unsafe_code)]
+                let avx512 = unsafe { dot_avx512(&a, &b) };
+                assert_eq!(avx512.to_bits(), portable.to_bits(), "{dim}");
+            }
         }
     }
 
@@ -239,6 +352,16 @@ mod tests {
             if std::arch::is_x86_feature_detected!("avx") {
                 #[allow(unsafe_code)]
                 let (a, b) = unsafe { dot2_avx(&x, &y, &z) };
+                assert_eq!(
+                    (a.to_bits(), b.to_bits()),
+                    (xy.to_bits(), xz.to_bits()),
+                    "{dim}"
+                );
+            }
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                #[allow(unsafe_code)]
+                let (a, b) = unsafe { dot2_avx512(&x, &y, &z) };
                 assert_eq!(
                     (a.to_bits(), b.to_bits()),
                     (xy.to_bits(), xz.to_bits()),

@@ -43,8 +43,6 @@ pub fn aggregate(
             medias.len()
         )));
     }
-    check_finite(image_features, dim, "image")?;
-    check_finite(face_scores, 1, "face score")?;
     // Images ordered by (template, media), as np.unique orders them; then one parallel task
     // per template. Meta files usually list them in that order already, which a scan finds.
     let mut order: Vec<usize> = (0..n).collect();
@@ -60,12 +58,14 @@ pub fn aggregate(
             start = k;
         }
     }
-    let rows: Vec<Result<(u64, Vec<f32>), EvalError>> = spans
+    // Each template's feature is written straight into its row of the result.
+    let mut features = crate::pages::zeroed::<f32>(spans.len() * dim);
+    let rows = spans
         .par_iter()
-        .map(|span| {
+        .zip(features.par_chunks_mut(dim))
+        .map(|(span, sum)| {
             let idx = &order[span.clone()];
             let t = templates[idx[0]];
-            let mut sum = vec![0f32; dim];
             let mut mean = vec![0f32; dim];
             let mut m0 = 0;
             for m in 1..=idx.len() {
@@ -91,16 +91,25 @@ pub fn aggregate(
                     "template {t} has a zero feature"
                 )));
             }
-            Ok((t, sum.iter().map(|v| v / norm).collect()))
+            sum.iter_mut().for_each(|v| *v /= norm);
+            Ok((t, norm.is_finite()))
         })
-        .collect();
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut features = Vec::with_capacity(rows.len() * dim);
-    for r in rows {
-        let (t, f) = r?;
-        ids.push(t);
-        features.extend(f);
+        .collect::<Vec<Result<(u64, bool), EvalError>>>();
+    // A NaN or infinite input makes its template's sum, so its norm, non-finite: only then
+    // are the inputs searched for the first bad value (one pass over the image features
+    // fewer when all is well).
+    if rows
+        .iter()
+        .any(|r| r.as_ref().map_or(true, |&(_, finite)| !finite))
+    {
+        check_finite(image_features, dim, "image")?;
+        check_finite(face_scores, 1, "face score")?;
     }
+    // The first template's error, whichever thread found it.
+    let ids = rows
+        .into_iter()
+        .map(|r| r.map(|(t, _)| t))
+        .collect::<Result<Vec<u64>, EvalError>>()?;
     Ok(Templates { ids, features, dim })
 }
 
@@ -122,7 +131,7 @@ impl Templates {
     /// its two blocks stay in cache; the scores are then put back in list order.
     /// Each score is the same [`dot`] either way.
     pub fn scores(&self, t1: &[u64], t2: &[u64]) -> Result<Vec<f32>, EvalError> {
-        self.scores_in_blocks(t1, t2, BLOCK_BYTES)
+        self.scores_in_blocks(t1, t2, BLOCKS)
     }
 
     /// The scores of [`Templates::scores`] with their pairs' labels, in an order of its own
@@ -135,7 +144,7 @@ impl Templates {
         t2: &[u64],
         labels: &[bool],
     ) -> Result<(Vec<f32>, Vec<bool>), EvalError> {
-        let mut sorted = self.sort_pairs(t1, t2, BLOCK_BYTES, Some(labels))?;
+        let mut sorted = self.sort_pairs(t1, t2, BLOCKS, Some(labels))?;
         sorted.spare = Vec::new();
         let mut scores = vec![0f32; sorted.pairs.len()];
         self.score_into(&sorted, &mut scores, |s, _| s);
@@ -160,20 +169,20 @@ impl Templates {
                 "a ROC needs both genuine and impostor pairs".into(),
             ));
         }
-        let mut sorted = self.sort_pairs(t1, t2, BLOCK_BYTES, Some(labels))?;
+        let mut sorted = self.sort_pairs(t1, t2, BLOCKS, Some(labels))?;
         let mut keys = std::mem::take(&mut sorted.spare);
         self.score_into(&sorted, &mut keys, |s, p| roc_key(s, p & LABEL != 0));
         roc_from_keys(keys, sorted.pairs)
     }
 
-    /// [`Templates::scores`] with blocks of `block_bytes` of features.
+    /// [`Templates::scores`] with the given blocks of features.
     fn scores_in_blocks(
         &self,
         t1: &[u64],
         t2: &[u64],
-        block_bytes: usize,
+        blocks: Blocks,
     ) -> Result<Vec<f32>, EvalError> {
-        let mut sorted = self.sort_pairs(t1, t2, block_bytes, None)?;
+        let mut sorted = self.sort_pairs(t1, t2, blocks, None)?;
         sorted.spare = Vec::new();
         let mut bucketed = vec![0f32; sorted.pairs.len()];
         self.score_into(&sorted, &mut bucketed, |s, _| s);
@@ -184,13 +193,16 @@ impl Templates {
         Ok(scores)
     }
 
-    /// The pairs as feature rows, counting-sorted by the blocks of `block_bytes` of features
-    /// they join, with their labels when given, else with their list positions.
+    /// The pairs as feature rows, counting-sorted by the blocks of features they join (see
+    /// [`Blocks`]), with their labels when given, else with their list positions.
     fn sort_pairs(
         &self,
         t1: &[u64],
         t2: &[u64],
-        block_bytes: usize,
+        Blocks {
+            block_bytes,
+            sub_bytes,
+        }: Blocks,
         labels: Option<&[bool]>,
     ) -> Result<SortedPairs, EvalError> {
         if u32::try_from(t1.len()).is_err() {
@@ -231,46 +243,98 @@ impl Templates {
             )));
         }
         let index = Index::new(&self.ids);
-        let block = (block_bytes / (self.dim * 4)).max(1);
+        // Blocks of templates, as many as keep the bucket table small.
+        let mut block = (block_bytes / (self.dim * 4)).max(1);
+        while self.ids.len().div_ceil(block).pow(2) > MAX_BUCKETS {
+            block *= 2;
+        }
         let blocks = self.ids.len().div_ceil(block);
-        // A bucket per unordered pair of blocks: (a, b) and (b, a) share one.
+        // Sub-blocks per block, when the table has room for them.
+        let sub = (sub_bytes / (self.dim * 4)).clamp(1, block);
+        let side = match block.div_ceil(sub) {
+            s if blocks * blocks * 2 * s <= MAX_BUCKETS => s,
+            _ => 1,
+        };
+        let sub = block.div_ceil(side);
+        // A bucket per unordered pair of blocks ((a, b) and (b, a) share one), side of the
+        // pair the second row lies in, and sub-block of the second row.
         let bucket = |r1: u32, r2: u32| {
             let (a, b) = (r1 as usize / block, r2 as usize / block);
-            a.min(b) * blocks + a.max(b)
+            let pair = a.min(b) * blocks + a.max(b);
+            ((pair * 2 + usize::from(b > a)) * side) + (r2 as usize % block) / sub
         };
         let rows = |k: usize| match (index.row(t1[k]), index.row(t2[k])) {
             (Some(r1), Some(r2)) => Ok((r1, r2)),
             (None, _) => Err(no_images(k, t1[k])),
             (_, None) => Err(no_images(k, t2[k])),
         };
-        // Pass 1: each pair's rows (and label) in list order, and the buckets' sizes.
+        // Pass 1, in parallel over pieces of the list: each pair's rows (and label) in list
+        // order, and each piece's bucket sizes. The first unknown template in list order is
+        // the error.
         let n = t1.len();
-        let mut starts = vec![0usize; blocks * blocks + 1];
-        let mut listed = vec![0u64; n];
-        for (k, slot) in listed.iter_mut().enumerate() {
-            let (r1, r2) = rows(k)?;
-            starts[bucket(r1, r2) + 1] += 1;
-            let label = labels.is_some_and(|l| l[k]);
-            *slot = (u64::from(label) << 63) | (u64::from(r1) << 32) | u64::from(r2);
+        let buckets = blocks * blocks * 2 * side;
+        let piece = n
+            .div_ceil(rayon::current_num_threads().max(1) * 4)
+            .max(1 << 14);
+        let mut listed = crate::pages::zeroed::<u64>(n);
+        let counts = listed
+            .par_chunks_mut(piece)
+            .enumerate()
+            .map(|(c, slots)| {
+                let mut count = vec![0usize; buckets];
+                for (i, slot) in slots.iter_mut().enumerate() {
+                    let k = c * piece + i;
+                    let (r1, r2) = rows(k)?;
+                    count[bucket(r1, r2)] += 1;
+                    let label = labels.is_some_and(|l| l[k]);
+                    *slot = (u64::from(label) << 63) | (u64::from(r1) << 32) | u64::from(r2);
+                }
+                Ok(count)
+            })
+            .collect::<Vec<Result<Vec<usize>, EvalError>>>()
+            .into_iter()
+            .collect::<Result<Vec<Vec<usize>>, EvalError>>()?;
+        let mut starts = vec![0usize; buckets + 1];
+        for b in 0..buckets {
+            starts[b + 1] = starts[b] + counts.iter().map(|c| c[b]).sum::<usize>();
         }
-        for b in 0..blocks * blocks {
-            starts[b + 1] += starts[b];
-        }
-        // Pass 2: counting sort into bucket order.
-        let mut fill = starts.clone();
-        let mut pairs = vec![0u64; n];
+        // Pass 2: a stable counting sort into bucket order, in parallel: each piece's pairs of
+        // bucket b go after the earlier pieces' pairs of bucket b.
+        let mut pairs = crate::pages::zeroed::<u64>(n);
         let mut order = if labels.is_none() {
-            vec![0u32; n]
+            crate::pages::zeroed::<u32>(n)
         } else {
             Vec::new()
         };
-        for (k, &p) in listed.iter().enumerate() {
-            let b = bucket(((p >> 32) as u32) & ROW_MASK, p as u32);
-            pairs[fill[b]] = p;
-            if labels.is_none() {
-                order[fill[b]] = k as u32;
+        {
+            let mut slots: Vec<Vec<(&mut [u64], &mut [u32])>> =
+                counts.iter().map(|_| Vec::with_capacity(buckets)).collect();
+            let (mut rest_p, mut rest_o) = (pairs.as_mut_slice(), order.as_mut_slice());
+            for b in 0..buckets {
+                for (c, count) in counts.iter().enumerate() {
+                    let (p, tail_p) = rest_p.split_at_mut(count[b]);
+                    let (o, tail_o) =
+                        rest_o.split_at_mut(if labels.is_none() { count[b] } else { 0 });
+                    slots[c].push((p, o));
+                    (rest_p, rest_o) = (tail_p, tail_o);
+                }
             }
-            fill[b] += 1;
+            listed
+                .par_chunks(piece)
+                .zip(slots.into_par_iter())
+                .enumerate()
+                .for_each(|(c, (list, mut slots))| {
+                    let mut fill = vec![0usize; buckets];
+                    for (i, &p) in list.iter().enumerate() {
+                        let b = bucket(((p >> 32) as u32) & ROW_MASK, p as u32);
+                        let (pairs, order) = &mut slots[b];
+                        pairs[fill[b]] = p;
+                        if !order.is_empty() {
+                            order[fill[b]] = (c * piece + i) as u32;
+                        }
+                        fill[b] += 1;
+                    }
+                });
         }
         Ok(SortedPairs {
             pairs,
@@ -292,21 +356,14 @@ impl Templates {
         debug_assert_eq!(scored.len(), pairs.len(), "one output per pair");
         let mut slices = Vec::new();
         let mut rest = scored;
-        for b in 0..starts.len() - 1 {
-            let (mut head, tail) = rest.split_at_mut(starts[b + 1] - starts[b]);
-            let mut start = starts[b];
-            while !head.is_empty() {
-                let (chunk, more) = head.split_at_mut(head.len().min(CHUNK_PAIRS));
-                let len = chunk.len();
-                slices.push((&pairs[start..start + len], chunk));
-                start += len;
-                head = more;
-            }
+        for range in chunks(starts) {
+            let (chunk, tail) = rest.split_at_mut(range.len());
+            slices.push((&pairs[range], chunk));
             rest = tail;
         }
         let dim = self.dim;
-        let feature = |r: u32| &self.features[r as usize * dim..(r as usize + 1) * dim];
         let rows = |p: u64| (((p >> 32) as u32) & ROW_MASK, p as u32);
+        let feature = |r: u32| &self.features[r as usize * dim..(r as usize + 1) * dim];
         let (dot, dot2) = (dot_kernel(), dot2_kernel());
         slices.into_par_iter().for_each(|(pairs, scored)| {
             let mut k = 0;
@@ -363,11 +420,43 @@ fn no_images(k: usize, t: u64) -> EvalError {
 /// Pairs per parallel scoring task.
 const CHUNK_PAIRS: usize = 16 * 1024;
 
-/// Bytes of template features per block when scoring. Larger blocks mean fewer loads from
-/// memory per pair (on IJB-C, each feature loaded serves about 120 pairs at 4 MB and 7 at
-/// 256 KB), while a pair of blocks per core still fits a server's L3 cache. On IJB-C sizes the
-/// scoring ran 1.7× faster with 4 MB blocks than with 256 KB ones.
-const BLOCK_BYTES: usize = 4096 * 1024;
+/// The scoring chunks of buckets starting at `starts`: each bucket cut into pieces of at
+/// most [`CHUNK_PAIRS`] pairs, in order.
+fn chunks(starts: &[usize]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    starts.windows(2).flat_map(|w| {
+        (w[0]..w[1])
+            .step_by(CHUNK_PAIRS)
+            .map(move |a| a..(a + CHUNK_PAIRS).min(w[1]))
+    })
+}
+
+/// How the pairs are bucketed for scoring, in bytes of template features.
+///
+/// IJB-C's 15.7 M pairs join 23 K templates (47 MB of 512-d features) at random: scored in
+/// list order, nearly every product would wait on main memory. The templates are cut into
+/// blocks, and the pairs sorted into a bucket per unordered pair of blocks; a bucket's pairs
+/// touch only its two blocks, which stay in the shared (L3) cache while it is scored. Each
+/// bucket is further split by the sub-block its second template lies in, small enough to stay
+/// in a core's own (L2) cache while the first templates (in list order, so usually several
+/// pairs in a row for each) go by.
+#[derive(Debug, Clone, Copy)]
+struct Blocks {
+    block_bytes: usize,
+    sub_bytes: usize,
+}
+
+/// The blocks used for scoring: on IJB-C sizes, 4 MB blocks scored 1.7× faster than 256 KB
+/// ones (each feature loaded serves about 120 pairs against 7), and two of them per core
+/// still fit a server's L3 cache; 256 KB sub-blocks fit the 1 MB L2 cache of current server
+/// cores with room for the first templates.
+const BLOCKS: Blocks = Blocks {
+    block_bytes: 4096 * 1024,
+    sub_bytes: 256 * 1024,
+};
+
+/// The most buckets [`Blocks`] makes: blocks and sub-blocks grow beyond their sizes when
+/// there are so many templates that the bucket table would not fit in cache.
+const MAX_BUCKETS: usize = 1 << 16;
 
 /// Row of a template id: a direct table when the ids are dense enough (IJB's are small
 /// integers), else a binary search in the sorted ids.
@@ -449,6 +538,19 @@ mod tests {
         assert!((s[0] - h).abs() < 1e-6);
         assert!(t.scores(&[7], &[8]).is_err());
         assert!(aggregate(&feats, 2, &[1.0; 3], &[7, 7, 7, 9], &[1, 1, 2, 3]).is_err());
+        // A NaN feature, an infinite face score: the first bad value is named, even where
+        // another template's feature is zero.
+        let mut bad = feats;
+        bad[5] = f32::NAN;
+        bad[6..8].copy_from_slice(&[0.0, 0.0]);
+        let e = aggregate(&bad, 2, &[1.0; 4], &[7, 7, 7, 9], &[1, 1, 2, 3]).unwrap_err();
+        assert_eq!(e, EvalError::NonFinite("image 2 has NaN".into()));
+        let scores = [1.0, f32::INFINITY, 1.0, 1.0];
+        let e = aggregate(&feats, 2, &scores, &[7, 7, 7, 9], &[1, 1, 2, 3]).unwrap_err();
+        assert_eq!(e, EvalError::NonFinite("face score 1 has inf".into()));
+        bad[5] = 1.0;
+        let e = aggregate(&bad, 2, &[1.0; 4], &[7, 7, 7, 9], &[1, 1, 2, 3]).unwrap_err();
+        assert_eq!(e, EvalError::TooFew("template 9 has a zero feature".into()));
     }
 
     #[test]
@@ -473,9 +575,13 @@ mod tests {
             .zip(&t2)
             .map(|(&a, &b)| dot(t.feature(a).unwrap(), t.feature(b).unwrap()).to_bits())
             .collect();
-        for block_bytes in [8 * dim * 4, 1 << 20] {
+        for (block_bytes, sub_bytes) in [(8 * dim * 4, 3 * dim * 4), (1 << 20, 1 << 20)] {
+            let blocks = Blocks {
+                block_bytes,
+                sub_bytes,
+            };
             let got: Vec<u32> = t
-                .scores_in_blocks(&t1, &t2, block_bytes)
+                .scores_in_blocks(&t1, &t2, blocks)
                 .unwrap()
                 .iter()
                 .map(|s| s.to_bits())
@@ -486,10 +592,15 @@ mod tests {
 
     #[test]
     fn scoring_in_blocks_gives_each_pair_its_own_dot_product() {
-        // 50 templates of 3-d features in blocks of 4 templates (48 bytes): 13 blocks, pairs
+        // 50 templates of 3-d features in blocks of 4 templates (48 bytes) and sub-blocks of
+        // 2: 13 blocks, pairs
         // in every order, both directions and repeated; ids sparse enough for the binary
         // search and dense enough for the table.
         let dim = 3;
+        let small = Blocks {
+            block_bytes: 48,
+            sub_bytes: 24,
+        };
         for step in [1u64, 1 << 40] {
             let ids: Vec<u64> = (0..50).map(|i| 5 + i * step).collect();
             let t = templates(ids.clone(), dim, |v| ((v * 37 % 11) as f32) - 5.0);
@@ -503,11 +614,11 @@ mod tests {
                 .zip(&t2)
                 .map(|(&a, &b)| dot(t.feature(a).unwrap(), t.feature(b).unwrap()))
                 .collect();
-            assert_eq!(t.scores_in_blocks(&t1, &t2, 48).unwrap(), direct);
+            assert_eq!(t.scores_in_blocks(&t1, &t2, small).unwrap(), direct);
             assert_eq!(t.scores(&t1, &t2).unwrap(), direct);
             // With labels: the same (score, label) pairs, in bucket order.
             let labels: Vec<bool> = (0..700).map(|k| k % 3 == 0).collect();
-            let sorted = t.sort_pairs(&t1, &t2, 48, Some(&labels)).unwrap();
+            let sorted = t.sort_pairs(&t1, &t2, small, Some(&labels)).unwrap();
             let mut scores = vec![0f32; sorted.pairs.len()];
             t.score_into(&sorted, &mut scores, |s, _| s);
             let carried: Vec<bool> = sorted.pairs.iter().map(|&p| p & LABEL != 0).collect();
@@ -542,5 +653,51 @@ mod tests {
             let err = t.scores(&[ids[0], 4], &[ids[1], ids[2]]).unwrap_err();
             assert!(err.to_string().contains("pair 1: template 4"), "{err}");
         }
+    }
+
+    #[test]
+    fn many_pairs_are_sorted_in_parallel_pieces_and_scored_in_list_order() {
+        // 70,000 pairs (several parallel pieces of at least 16,384) over 300 templates of
+        // 40-d features, in blocks of 32 templates and sub-blocks of 8; listed by their first
+        // template, as IJB lists are, with a stretch listed by the second.
+        let dim = 40;
+        let ids: Vec<u64> = (1..=300).collect();
+        let t = templates(ids, dim, |v| ((v * 53 % 29) as f32 - 14.0) / 9.0);
+        let (mut t1, mut t2) = (Vec::new(), Vec::new());
+        for k in 0..70_000u64 {
+            let (a, b) = (1 + k * 300 / 70_000, 1 + (k * 7_919) % 300);
+            let (x, y) = if (30_000..31_000).contains(&k) {
+                (b, a)
+            } else {
+                (a, b)
+            };
+            t1.push(x);
+            t2.push(y);
+        }
+        let direct: Vec<f32> = t1
+            .iter()
+            .zip(&t2)
+            .map(|(&a, &b)| dot(t.feature(a).unwrap(), t.feature(b).unwrap()))
+            .collect();
+        let blocks = Blocks {
+            block_bytes: 32 * dim * 4,
+            sub_bytes: 8 * dim * 4,
+        };
+        let bits = |v: Vec<f32>| v.iter().map(|s| s.to_bits()).collect::<Vec<u32>>();
+        assert_eq!(
+            bits(t.scores_in_blocks(&t1, &t2, blocks).unwrap()),
+            bits(direct.clone())
+        );
+        let labels: Vec<bool> = (0..70_000).map(|k| k % 37 == 0).collect();
+        let by_list = crate::roc::roc_curve(&labels, &direct).unwrap();
+        assert_eq!(t.roc(&t1, &t2, &labels).unwrap(), by_list);
+        // Unknown templates in two pieces: the first in list order is named.
+        t2[50_000] = 999;
+        t1[40_000] = 998;
+        let err = t.scores(&t1, &t2).unwrap_err();
+        assert!(
+            err.to_string().contains("pair 40000: template 998"),
+            "{err}"
+        );
     }
 }

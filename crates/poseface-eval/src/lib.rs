@@ -35,6 +35,7 @@ pub mod dot;
 mod error;
 pub mod histogram;
 pub mod ijb;
+mod pages;
 pub mod plot;
 pub mod pose;
 pub mod probe;
