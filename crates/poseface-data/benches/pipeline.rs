@@ -1,5 +1,6 @@
 //! Data-pipeline benchmark (flex-free: pure CPU, one thread): JPEG decode → 5-point
-//! similarity → 112×112 warp → horizontal flip → `(x − 127.5)/127.5` CHW floats, per face.
+//! similarity → 112×112 warp → horizontal flip → `(x − 127.5)/127.5` CHW floats, per face;
+//! then each stage alone (`pipeline_stages/*`), as the Python peer times its stages.
 //!
 //! Faces are dlib's annotated photos from `../shared/golden/dlib_faces` (the same set the
 //! Python peer `scripts/pipeline_bench.py` times); without them, a generated 480×380 JPEG.
@@ -73,6 +74,66 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // Each stage alone, over every face, on the previous stage's output.
+    let decoded: Vec<_> = faces
+        .iter()
+        .map(|(bytes, _)| decode_rgb(bytes, "bench").expect("decodable"))
+        .collect();
+    let transforms: Vec<_> = faces
+        .iter()
+        .map(|(_, five)| arcface_transform(five).expect("valid points"))
+        .collect();
+    let samples: Vec<_> = decoded
+        .iter()
+        .zip(&transforms)
+        .map(|(img, m)| poseface_data::FaceSample {
+            image: warp_affine(img, m, 112, 112).expect("invertible"),
+            label: 0,
+            landmarks: None,
+            angles: None,
+        })
+        .collect();
+    let mut stages = c.benchmark_group("pipeline_stages");
+    stages.throughput(Throughput::Elements(faces.len() as u64));
+    stages.sample_size(20);
+    stages.bench_function("decode", |b| {
+        b.iter(|| {
+            for (bytes, _) in &faces {
+                black_box(decode_rgb(black_box(bytes), "bench").expect("decodable"));
+            }
+        })
+    });
+    stages.bench_function("similarity_fit", |b| {
+        b.iter(|| {
+            for (_, five) in &faces {
+                black_box(arcface_transform(black_box(five)).expect("valid points"));
+            }
+        })
+    });
+    stages.bench_function("warp_affine", |b| {
+        b.iter(|| {
+            for (img, m) in decoded.iter().zip(&transforms) {
+                black_box(warp_affine(black_box(img), m, 112, 112).expect("invertible"));
+            }
+        })
+    });
+    stages.bench_function("flip", |b| {
+        b.iter(|| {
+            for s in &samples {
+                black_box(flip(black_box(s)));
+            }
+        })
+    });
+    stages.bench_function("normalise_chw", |b| {
+        b.iter(|| {
+            for s in &samples {
+                normalise_chw(black_box(&s.image), &mut buf);
+            }
+            black_box(&buf);
+        })
+    });
+    stages.finish();
 }
 
 criterion_group!(benches, bench);

@@ -200,7 +200,7 @@ pub fn warp_affine(src: &RgbImage, m: &Affine2, width: u32, height: u32) -> Resu
             if !(sx > -1.0 && sy > -1.0 && sx < sw as f32 && sy < sh as f32) {
                 continue;
             }
-            let (x0, y0) = (sx.floor(), sy.floor());
+            let (x0, y0) = (floor(sx), floor(sy));
             let (ax, ay) = (sx - x0, sy - y0);
             let (x0, y0) = (x0 as i64, y0 as i64);
             let (p00, p10, p01, p11) = (
@@ -213,11 +213,43 @@ pub fn warp_affine(src: &RgbImage, m: &Affine2, width: u32, height: u32) -> Resu
             for c in 0..3 {
                 let v = (p00[c] * (1.0 - ax) + p10[c] * ax) * (1.0 - ay)
                     + (p01[c] * (1.0 - ax) + p11[c] * ax) * ay;
-                dst[o + c] = v.round_ties_even().clamp(0.0, 255.0) as u8;
+                dst[o + c] = round_to_u8(v);
             }
         }
     }
     Ok(out)
+}
+
+/// `x.floor()`, exactly, without the library call that x86-64's baseline instruction set
+/// (no SSE4.1 rounding instruction) makes of it: a float below 2^23 in magnitude truncates to
+/// an `i32` exactly, and integral values (−0.0 included) are returned as they are.
+#[inline]
+fn floor(x: f32) -> f32 {
+    if x.abs() >= 8_388_608.0 || x.is_nan() {
+        return x.floor();
+    }
+    let t = x as i32 as f32;
+    if t == x {
+        x
+    } else if t > x {
+        t - 1.0
+    } else {
+        t
+    }
+}
+
+/// `v.round_ties_even().clamp(0.0, 255.0) as u8`, exactly, without a library call: for
+/// `0 ≤ v < 2^23`, adding and subtracting 2^23 rounds to an integer, ties to even, as IEEE
+/// arithmetic does by default; every other value (negative, huge, NaN) ends as it did,
+/// clamped (NaN to 0).
+#[inline]
+fn round_to_u8(v: f32) -> u8 {
+    const SHIFT: f32 = 8_388_608.0;
+    if (0.0..SHIFT).contains(&v) {
+        ((v + SHIFT) - SHIFT).min(255.0) as u8
+    } else {
+        v.round_ties_even().clamp(0.0, 255.0) as u8
+    }
 }
 
 /// Aligns a face: 5 or 68 landmarks in `image` → the 112×112 ArcFace crop and the transform.
@@ -229,6 +261,43 @@ pub fn align_face(image: &RgbImage, landmarks: &[Point]) -> Result<(RgbImage, Af
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floor_and_rounding_match_the_library_calls_exactly() {
+        let mut values = vec![
+            -0.0,
+            0.0,
+            0.5,
+            1.5,
+            2.5,
+            -0.5,
+            -1.0,
+            -1.5,
+            254.5,
+            255.5,
+            255.49998,
+            0.49999997,
+            -7.0e-8,
+            8_388_607.5,
+            8_388_608.0,
+            1.0e10,
+            -1.0e10,
+            f32::NAN,
+            f32::INFINITY,
+        ];
+        let mut s = 9u32;
+        for _ in 0..200_000 {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            // Every bit pattern's neighbourhood near the image range, and a few far ones.
+            values.push(f32::from_bits(s) % 600.0 - 100.0);
+            values.push((s >> 8) as f32 / 65_536.0);
+        }
+        for v in values {
+            assert_eq!(floor(v).to_bits(), v.floor().to_bits(), "floor({v})");
+            let want = v.round_ties_even().clamp(0.0, 255.0) as u8;
+            assert_eq!(round_to_u8(v), want, "round({v})");
+        }
+    }
 
     #[test]
     fn recovers_a_known_similarity() {
