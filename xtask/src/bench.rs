@@ -145,7 +145,8 @@ fn pipeline_section(root: &Path, quick: bool) -> Result<String> {
             "| decode + align + flip + normalise, images/s per core | ≥ 10× | {ours:.0} | skipped: Python peer unavailable | – |"
         ),
     };
-    let stages = pipeline_stages(root, peer.as_ref())?;
+    let (stages, times) = pipeline_stages(root, peer.as_ref())?;
+    let warp_share = 100.0 * times[2] / times.iter().sum::<f64>();
     Ok(format!(
         "## Data pipeline (`poseface-data`)\n\n\
          | what | goal | ours | peer | ratio |\n|---|---|---|---|---|\n{row}\n\n\
@@ -156,12 +157,13 @@ fn pipeline_section(root: &Path, quick: bool) -> Result<String> {
          Decoding the whole ~0.18 MP photo is nearly all of both sides' time: libjpeg-turbo's SIMD decoder on \
          the peer's side, the pure-Rust `image`/zune-jpeg decoder on ours, at about the same speed. Of the other stages, \
          the fit, the flip and the normalisation are faster here, the warp slower: its floating-point bilinear \
-         sampling (kept so that aligned crops and the synthetic datasets stay byte-identical) takes about five \
-         times cv2's fixed-point SIMD one. Since both sides must decode the photo, the 10× goal is out of reach \
-         of any pipeline that decodes it whole: with every stage after decoding free, ours would still be only \
-         about as fast as the peer. What would move it: decoding with DCT scaling (1/2, 1/4, 1/8) when the face \
-         is much smaller than the photo, or only the rows and columns the warp reads; then a vectorised warp \
-         (about a sixth of our time).\n"
+         sampling, kept so that aligned crops and the synthetic datasets stay byte-identical, runs eight pixels \
+         at a time but gathers their source pixels one by one, where cv2 interpolates in fixed point with SIMD \
+         throughout. Since both sides must decode the photo, the 10× goal is out of reach of any pipeline that \
+         decodes it whole: with every stage after decoding free, ours would still be only about as fast as the \
+         peer. What would move it: decoding with DCT scaling (1/2, 1/4, 1/8) when the face is much smaller than \
+         the photo, or only the rows and columns the warp reads; then the warp's gathers ({warp_share:.0}% of our \
+         time).\n"
     ))
 }
 
@@ -269,7 +271,7 @@ fn run_suite(package: &str, bench: &str, quick: bool, profile: &str) -> Result<(
 /// The per-stage table of the data pipeline: our `pipeline_stages/*` beside the Python
 /// peer's `stage_us` (its decode and BGR→RGB conversion counted together, as our decoder
 /// gives RGB).
-fn pipeline_stages(root: &Path, peer: Option<&serde_json::Value>) -> Result<String> {
+fn pipeline_stages(root: &Path, peer: Option<&serde_json::Value>) -> Result<(String, Vec<f64>)> {
     let stages: [(&str, &str, &[&str]); 5] = [
         ("JPEG decode (to RGB)", "decode", &["imdecode", "bgr2rgb"]),
         (
@@ -287,9 +289,11 @@ fn pipeline_stages(root: &Path, peer: Option<&serde_json::Value>) -> Result<Stri
     ];
     let mut table =
         String::from("| stage | ours, µs/image | Python, µs/image | ratio |\n|---|---|---|---|\n");
+    let mut times = Vec::new();
     for (what, ours, theirs) in stages {
         let us = 1e6
             / criterion_rate(&root.join(format!("target/criterion/pipeline_stages/{ours}/new")))?;
+        times.push(us);
         let peer_us: Option<f64> = peer.and_then(|p| {
             theirs
                 .iter()
@@ -301,7 +305,7 @@ fn pipeline_stages(root: &Path, peer: Option<&serde_json::Value>) -> Result<Stri
             None => format!("| {what} | {us:.2} | – | – |\n"),
         });
     }
-    Ok(table)
+    Ok((table, times))
 }
 
 /// Runs the synthetic-face suite and formats its section of the report.
@@ -330,11 +334,12 @@ fn synth_section(root: &Path, quick: bool) -> Result<String> {
          renderer about a quarter of its speed). Rendering is bound by triangle setup (about 20,500 triangles, \
          half of them back-facing, most covering a few samples). `perf` of `poseface data synth --preset small`: \
          34% in the rasteriser, 21% in per-vertex transform, shading and compositing, 12% encoding JPEGs (the \
-         records and the compression degradation), 7% in the 112×112 alignment warp, 4% in texture noise. The goal \
+         records and the compression degradation), 7% in the 112×112 alignment warp (before it was vectorised), \
+         4% in texture noise. The goal \
          is not met. Any change to what is drawn (a coarser mesh on the back of the head, another JPEG encoder) \
          changes the dataset's bytes, and with them every result measured on it (`docs/RESULTS.md`), so speed-ups \
          must keep the output byte-identical (checked on the whole `small` preset): the next candidates are \
-         rasterising 2×2 quads of samples at once and vectorising the warp across pixels.\n",
+         rasterising 2×2 quads of samples at once and vectorising the per-vertex transform and shading.\n",
         1e3 / ss2,
         1e3 / build,
     ))
