@@ -146,7 +146,26 @@ fn pipeline_section(root: &Path, quick: bool) -> Result<String> {
         ),
     };
     let (stages, times) = pipeline_stages(root, peer.as_ref())?;
-    let warp_share = 100.0 * times[2] / times.iter().sum::<f64>();
+    // Stage times in the table's order: decode, fit, warp, flip, normalise.
+    let total: f64 = times.iter().sum();
+    let (decode, warp) = (times[0], times[2]);
+    let warp_share = 100.0 * warp / total;
+    let peer_us = |key: &str| peer.as_ref().and_then(|p| p["stage_us"][key].as_f64());
+    let decode_speed = match (peer_us("imdecode"), peer_us("bgr2rgb")) {
+        (Some(a), Some(b)) => format!("at {:.2}× its speed", (a + b) / decode),
+        _ => "(the peer's figures are missing)".to_string(),
+    };
+    let bound = match peer
+        .as_ref()
+        .and_then(|p| p["images_per_s_per_core"].as_f64())
+    {
+        Some(rate) => format!("{:.2}× the peer", 1e6 / decode / rate),
+        None => "the decoder's speed".to_string(),
+    };
+    let warp_speed = match peer_us("warp_affine") {
+        Some(p) => format!("{:.1}× the time", warp / p),
+        None => "more time than".to_string(),
+    };
     Ok(format!(
         "## Data pipeline (`poseface-data`)\n\n\
          | what | goal | ours | peer | ratio |\n|---|---|---|---|---|\n{row}\n\n\
@@ -155,15 +174,14 @@ fn pipeline_section(root: &Path, quick: bool) -> Result<String> {
          Each stage alone, per image (criterion's `pipeline_stages/*` on our side; the Python peer times its own \
          stages, `stage_us` in `target/bench/pipeline_python.json`):\n\n{stages}\n\
          Decoding the whole ~0.18 MP photo is nearly all of both sides' time: libjpeg-turbo's SIMD decoder on \
-         the peer's side, the pure-Rust `image`/zune-jpeg decoder on ours, at about the same speed. Of the other stages, \
-         the fit, the flip and the normalisation are faster here, the warp slower: its floating-point bilinear \
-         sampling, kept so that aligned crops and the synthetic datasets stay byte-identical, runs eight pixels \
-         at a time but gathers their source pixels one by one, where cv2 interpolates in fixed point with SIMD \
-         throughout. Since both sides must decode the photo, the 10× goal is out of reach of any pipeline that \
-         decodes it whole: with every stage after decoding free, ours would still be only about as fast as the \
-         peer. What would move it: decoding with DCT scaling (1/2, 1/4, 1/8) when the face is much smaller than \
-         the photo, or only the rows and columns the warp reads; then the warp's gathers ({warp_share:.0}% of our \
-         time).\n"
+         the peer's side, the pure-Rust `image`/zune-jpeg decoder on ours, {decode_speed}. Of the other stages, \
+         the warp takes {warp_speed} of cv2's: its floating-point bilinear sampling, kept so that aligned crops \
+         and the synthetic datasets stay byte-identical, runs eight pixels at a time but gathers their source \
+         pixels one by one, where cv2 interpolates in fixed point with SIMD throughout. Since both sides must \
+         decode the photo, the 10× goal is out of reach of any pipeline that decodes it whole: with every stage \
+         after decoding free, ours would run at {bound}. What would move it: decoding with DCT scaling (1/2, 1/4, \
+         1/8) when the face is much smaller than the photo, or only the rows and columns the warp reads; then the \
+         warp ({warp_share:.0}% of our time).\n"
     ))
 }
 
@@ -246,10 +264,9 @@ fn bench_venv(root: &Path) -> Option<PathBuf> {
     Some(py)
 }
 
-/// Runs one criterion suite (shorter with `quick`) under `profile`: `test` (opt-level 3 with
-/// dependencies shared with `cargo test`, which avoids a second full optimised build of burn,
-/// but with debug assertions) or `bench` (release: what users run; cheap for crates without
-/// burn).
+/// Runs one criterion suite (shorter with `quick`) under `profile`: `release` (what users run,
+/// sharing its build with `poseface`'s release binary) or `bench` (release with full debug
+/// information, used for `poseface-eval`, which has no burn to build twice).
 fn run_suite(package: &str, bench: &str, quick: bool, profile: &str) -> Result<()> {
     let mut cmd = Command::new(env!("CARGO"));
     cmd.args([
@@ -332,7 +349,8 @@ fn synth_section(root: &Path, quick: bool) -> Result<String> {
          | landmark-only samples (68 points + pose, no rasterising), one core | {lm:.0} /s |\n\n\
          Built in release mode, as `poseface data synth` runs (the test profile's overflow checks cost the \
          renderer about a quarter of its speed). Rendering is bound by triangle setup (about 20,500 triangles, \
-         half of them back-facing, most covering a few samples). `perf` of `poseface data synth --preset small`: \
+         half of them back-facing, most covering a few samples). `perf` of `poseface data synth --preset small` on \
+         the 2-core AMD EPYC this text was written on: \
          34% in the rasteriser, 21% in per-vertex transform, shading and compositing, 12% encoding JPEGs (the \
          records and the compression degradation), 7% in the 112×112 alignment warp (before it was vectorised), \
          4% in texture noise. The goal \
@@ -404,7 +422,8 @@ fn eval_section(root: &Path, quick: bool) -> Result<String> {
          | 10-fold verification + VAL@FAR, 6,000 pairs of 512-d embeddings | ≤ 50 ms, ≥ 30× | {:.1} ms | {peer_cell} |\n\
          | IJB-C 1:1: 227,630 image features → 23,124 templates, 15,658,489 pair scores, ROC, TAR@FAR | ≤ 1 s, ≥ 30× | {:.2} s | {ijb_cell} |\n\n\
          {memory}\
-         Where the IJB-C time goes (phases timed one by one, about 0.5 s in all): template aggregation 25 ms, \
+         Where the IJB-C time goes (phases timed one by one on the 2-core AMD EPYC this text was written on, \
+         about 0.5 s in all): template aggregation 25 ms, \
          sorting the pairs into buckets 100 ms, scoring 220 ms, the ROC's radix sort 75 ms and reading the \
          curve off the sorted keys 45 ms. The 47 MB of template features do not fit in cache, so the pairs \
          are counting-sorted (in parallel) into buckets by the blocks of templates they join, 4 MB each, and \

@@ -104,6 +104,12 @@ pub fn aggregate(
     {
         check_finite(image_features, dim, "image")?;
         check_finite(face_scores, 1, "face score")?;
+        // Finite inputs whose sum overflows.
+        if let Some(Ok((t, _))) = rows.iter().find(|r| matches!(r, Ok((_, false)))) {
+            return Err(EvalError::NonFinite(format!(
+                "template {t}: its feature's norm overflows"
+            )));
+        }
     }
     // The first template's error, whichever thread found it.
     let ids = rows
@@ -160,6 +166,13 @@ impl Templates {
     ///
     /// [`roc_curve`]: crate::roc::roc_curve
     pub fn roc(&self, t1: &[u64], t2: &[u64], labels: &[bool]) -> Result<Roc, EvalError> {
+        if labels.len() != t1.len() {
+            return Err(EvalError::Mismatch(format!(
+                "{} labels for {} pairs",
+                labels.len(),
+                t1.len()
+            )));
+        }
         // What `roc_curve` checks on the scores, checked before scoring: finite features give
         // finite scores.
         check_finite(&self.features, self.dim, "template")?;
@@ -245,16 +258,16 @@ impl Templates {
         let index = Index::new(&self.ids);
         // Blocks of templates, as many as keep the bucket table small.
         let mut block = (block_bytes / (self.dim * 4)).max(1);
-        while self.ids.len().div_ceil(block).pow(2) > MAX_BUCKETS {
+        while 2 * self.ids.len().div_ceil(block).pow(2) > MAX_BUCKETS {
             block *= 2;
         }
         let blocks = self.ids.len().div_ceil(block);
-        // Sub-blocks per block, when the table has room for them.
+        // Sub-blocks per block, as many as the table has room for.
         let sub = (sub_bytes / (self.dim * 4)).clamp(1, block);
-        let side = match block.div_ceil(sub) {
-            s if blocks * blocks * 2 * s <= MAX_BUCKETS => s,
-            _ => 1,
-        };
+        let side = block
+            .div_ceil(sub)
+            .min(MAX_BUCKETS / (2 * blocks * blocks))
+            .max(1);
         let sub = block.div_ceil(side);
         // A bucket per unordered pair of blocks ((a, b) and (b, a) share one), side of the
         // pair the second row lies in, and sub-block of the second row.
@@ -273,9 +286,10 @@ impl Templates {
         // the error.
         let n = t1.len();
         let buckets = blocks * blocks * 2 * side;
-        let piece = n
-            .div_ceil(rayon::current_num_threads().max(1) * 4)
-            .max(1 << 14);
+        let pieces = (rayon::current_num_threads().max(1) * 4)
+            .min(MAX_PIECE_BUCKETS / buckets)
+            .max(1);
+        let piece = n.div_ceil(pieces).max(1 << 14);
         let mut listed = crate::pages::zeroed::<u64>(n);
         let counts = listed
             .par_chunks_mut(piece)
@@ -458,6 +472,11 @@ const BLOCKS: Blocks = Blocks {
 /// there are so many templates that the bucket table would not fit in cache.
 const MAX_BUCKETS: usize = 1 << 16;
 
+/// The most (piece, bucket) counters the parallel counting sort keeps: fewer pieces of the
+/// pair list than threads × 4 when there are many buckets, so that its tables stay a few
+/// megabytes on machines with many cores.
+const MAX_PIECE_BUCKETS: usize = 1 << 19;
+
 /// Row of a template id: a direct table when the ids are dense enough (IJB's are small
 /// integers), else a binary search in the sorted ids.
 enum Index<'a> {
@@ -551,6 +570,13 @@ mod tests {
         bad[5] = 1.0;
         let e = aggregate(&bad, 2, &[1.0; 4], &[7, 7, 7, 9], &[1, 1, 2, 3]).unwrap_err();
         assert_eq!(e, EvalError::TooFew("template 9 has a zero feature".into()));
+        // Finite values whose squares overflow.
+        let huge = [3.0e38, 3.0e38, 1.0, 0.0];
+        let e = aggregate(&huge, 2, &[1.0; 2], &[4, 5], &[1, 2]).unwrap_err();
+        assert_eq!(
+            e,
+            EvalError::NonFinite("template 4: its feature's norm overflows".into())
+        );
     }
 
     #[test]
@@ -593,9 +619,8 @@ mod tests {
     #[test]
     fn scoring_in_blocks_gives_each_pair_its_own_dot_product() {
         // 50 templates of 3-d features in blocks of 4 templates (48 bytes) and sub-blocks of
-        // 2: 13 blocks, pairs
-        // in every order, both directions and repeated; ids sparse enough for the binary
-        // search and dense enough for the table.
+        // 2: 13 blocks, pairs in every order, both directions and repeated; ids sparse enough
+        // for the binary search and dense enough for the table.
         let dim = 3;
         let small = Blocks {
             block_bytes: 48,
@@ -643,7 +668,10 @@ mod tests {
             // Scored straight into the ROC's keys: the same curve.
             assert_eq!(t.roc(&t1, &t2, &labels).unwrap(), by_list);
             assert!(t.labelled_scores(&t1, &t2, &labels[1..]).is_err());
-            assert!(t.roc(&t1, &t2, &labels[1..]).is_err());
+            let e = t.roc(&t1, &t2, &labels[1..]).unwrap_err();
+            assert!(matches!(e, EvalError::Mismatch(_)), "{e}");
+            let e = t.roc(&t1, &t2, &[]).unwrap_err();
+            assert!(matches!(e, EvalError::Mismatch(_)), "{e}");
             let all_genuine = vec![true; 700];
             assert!(t.roc(&t1, &t2, &all_genuine).is_err());
             let mut broken = t.clone();
@@ -653,6 +681,26 @@ mod tests {
             let err = t.scores(&[ids[0], 4], &[ids[1], ids[2]]).unwrap_err();
             assert!(err.to_string().contains("pair 1: template 4"), "{err}");
         }
+    }
+
+    #[test]
+    fn blocks_grow_when_the_bucket_table_would_be_too_large() {
+        // 300 templates of one float in blocks of one template: 2 × 300² buckets would pass
+        // the cap, so the blocks double, and the sub-blocks give way.
+        let t = templates((1..=300).collect(), 1, |v| (v % 17) as f32 - 8.0);
+        let (t1, t2): (Vec<u64>, Vec<u64>) = (0..5_000u64)
+            .map(|k| (1 + k % 300, 1 + (k * 7_919) % 300))
+            .unzip();
+        let direct: Vec<f32> = t1
+            .iter()
+            .zip(&t2)
+            .map(|(&a, &b)| dot(t.feature(a).unwrap(), t.feature(b).unwrap()))
+            .collect();
+        let tiny = Blocks {
+            block_bytes: 4,
+            sub_bytes: 4,
+        };
+        assert_eq!(t.scores_in_blocks(&t1, &t2, tiny).unwrap(), direct);
     }
 
     #[test]

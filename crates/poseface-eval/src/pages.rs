@@ -7,10 +7,10 @@
 //! transparent huge pages are set to `madvise`, as on many distributions), 512× fewer of both.
 //! Asking is only advice: the buffer works the same when it is refused or on other systems.
 
-/// A vector of `n` zeros whose memory is advised to be backed by huge pages. The zeros are
-/// the kernel's (a fresh mapping, not yet touched), so the pages are only faulted in, and
-/// zeroed, where and when the caller first writes them: in parallel when it writes in
-/// parallel.
+/// A vector of `n` zeros whose memory is advised to be backed by huge pages. For buffers this
+/// large the allocator usually maps fresh memory, whose zeros are the kernel's: the pages are
+/// then only faulted in, and zeroed, where and when the caller first writes them (in parallel
+/// when it writes in parallel).
 pub(crate) fn zeroed<T: Clone + Default>(n: usize) -> Vec<T> {
     // `vec![zero; n]` of a primitive type allocates zeroed memory without writing it.
     let mut v = vec![T::default(); n];

@@ -115,7 +115,11 @@ fn curve(packed: &[u64], p: f64, n: f64) -> Roc {
         while c > 0 && c < len && score(c) == score(c - 1) {
             c += 1;
         }
-        if c < len && c > *cuts.last().expect("starts with 0") {
+        if c >= len {
+            // The last run reaches the end: no later cut either.
+            break;
+        }
+        if c > *cuts.last().expect("starts with 0") {
             cuts.push(c);
         }
     }
