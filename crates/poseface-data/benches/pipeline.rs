@@ -1,6 +1,9 @@
 //! Data-pipeline benchmark (flex-free: pure CPU, one thread): JPEG decode → 5-point
 //! similarity → 112×112 warp → horizontal flip → `(x − 127.5)/127.5` CHW floats, per face;
-//! then each stage alone (`pipeline_stages/*`), as the Python peer times its stages.
+//! then each stage alone (`pipeline_stages/*`), as the Python peer times its stages; then
+//! what RecordIO training does per face (`pipeline_records/*`): read a 112×112 aligned JPEG
+//! record (the faces' own crops, quality 95), decode, flip, normalise. Those records are also
+//! written to `target/bench/aligned_rec/` for the Python peer to read the same bytes.
 //!
 //! Faces are dlib's annotated photos from `../shared/golden/dlib_faces` (the same set the
 //! Python peer `scripts/pipeline_bench.py` times); without them, a generated 480×380 JPEG.
@@ -9,6 +12,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use poseface_data::recordio::{IrHeader, RecordIoReader, RecordIoWriter};
 use poseface_data::{
     Point, arcface_transform, decode_rgb, flip, normalise_chw, read_dlib_xml, warp_affine,
 };
@@ -134,6 +138,45 @@ fn bench(c: &mut Criterion) {
         })
     });
     stages.finish();
+
+    // The aligned crops as a RecordIO dataset, as insightface's training sets store faces.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench/aligned_rec");
+    std::fs::create_dir_all(&dir).expect("target/bench is writable");
+    let (rec, idx) = (dir.join("train.rec"), dir.join("train.idx"));
+    let mut writer = RecordIoWriter::create(&rec, &idx).expect("create the records");
+    for (k, s) in samples.iter().enumerate() {
+        let header = IrHeader {
+            flag: 0,
+            label: k as f32,
+            id: k as u64,
+            id2: 0,
+        };
+        let jpeg = poseface_data::decode::encode_jpeg(&s.image, 95);
+        writer
+            .write(k as u64, &header, &[], &jpeg)
+            .expect("write a record");
+    }
+    writer.finish().expect("finish the records");
+    let reader = RecordIoReader::open(&rec, &idx).expect("read the records back");
+    let mut records = c.benchmark_group("pipeline_records");
+    records.throughput(Throughput::Elements(reader.len() as u64));
+    records.sample_size(20);
+    records.bench_function("read_decode_flip_normalise_112", |b| {
+        b.iter(|| {
+            for key in reader.keys() {
+                let record = reader.read(key).expect("a record");
+                let sample = poseface_data::FaceSample {
+                    image: decode_rgb(&record.payload, "bench").expect("decodable"),
+                    label: record.primary_label() as u32,
+                    landmarks: None,
+                    angles: None,
+                };
+                normalise_chw(&flip(&sample).image, &mut buf);
+            }
+            black_box(&buf);
+        })
+    });
+    records.finish();
 }
 
 criterion_group!(benches, bench);
