@@ -526,6 +526,15 @@ mod tests {
         Templates { ids, features, dim }
     }
 
+    /// Each pair's score computed on its own, in list order: what the bucketed scoring must
+    /// reproduce.
+    fn direct(t: &Templates, t1: &[u64], t2: &[u64]) -> Vec<f32> {
+        t1.iter()
+            .zip(t2)
+            .map(|(&a, &b)| dot(t.feature(a).unwrap(), t.feature(b).unwrap()))
+            .collect()
+    }
+
     #[test]
     fn media_are_averaged_then_summed_and_unknown_templates_are_errors() {
         // Template 7: media 1 = images (1,0) and (3,0) → mean (2,0); media 2 = (0,1) × score
@@ -596,11 +605,7 @@ mod tests {
             t1.push(1 + k);
             t2.push(17);
         }
-        let direct: Vec<u32> = t1
-            .iter()
-            .zip(&t2)
-            .map(|(&a, &b)| dot(t.feature(a).unwrap(), t.feature(b).unwrap()).to_bits())
-            .collect();
+        let direct: Vec<u32> = direct(&t, &t1, &t2).iter().map(|s| s.to_bits()).collect();
         for (block_bytes, sub_bytes) in [(8 * dim * 4, 3 * dim * 4), (1 << 20, 1 << 20)] {
             let blocks = Blocks {
                 block_bytes,
@@ -634,11 +639,7 @@ mod tests {
                 t1.push(ids[(k * 13 % 50) as usize]);
                 t2.push(ids[(k * 29 % 50) as usize]);
             }
-            let direct: Vec<f32> = t1
-                .iter()
-                .zip(&t2)
-                .map(|(&a, &b)| dot(t.feature(a).unwrap(), t.feature(b).unwrap()))
-                .collect();
+            let direct = direct(&t, &t1, &t2);
             assert_eq!(t.scores_in_blocks(&t1, &t2, small).unwrap(), direct);
             assert_eq!(t.scores(&t1, &t2).unwrap(), direct);
             // With labels: the same (score, label) pairs, in bucket order.
@@ -691,11 +692,7 @@ mod tests {
         let (t1, t2): (Vec<u64>, Vec<u64>) = (0..5_000u64)
             .map(|k| (1 + k % 300, 1 + (k * 7_919) % 300))
             .unzip();
-        let direct: Vec<f32> = t1
-            .iter()
-            .zip(&t2)
-            .map(|(&a, &b)| dot(t.feature(a).unwrap(), t.feature(b).unwrap()))
-            .collect();
+        let direct = direct(&t, &t1, &t2);
         let tiny = Blocks {
             block_bytes: 4,
             sub_bytes: 4,
@@ -722,11 +719,7 @@ mod tests {
             t1.push(x);
             t2.push(y);
         }
-        let direct: Vec<f32> = t1
-            .iter()
-            .zip(&t2)
-            .map(|(&a, &b)| dot(t.feature(a).unwrap(), t.feature(b).unwrap()))
-            .collect();
+        let direct = direct(&t, &t1, &t2);
         let blocks = Blocks {
             block_bytes: 32 * dim * 4,
             sub_bytes: 8 * dim * 4,
