@@ -347,13 +347,17 @@ fn synth_section(root: &Path, quick: bool) -> Result<String> {
     run_suite("poseface-synth", "render", quick, "release")?;
     let rate =
         |name: &str| criterion_rate(&root.join(format!("target/criterion/synth/{name}/new")));
-    let (build, ss2, ss1, lm, all) = (
+    let (build, ss2, ss1, lm, pictures, all) = (
         rate("mesh_build")?,
         rate("render_160_ss2")?,
         rate("render_160_ss1")?,
         rate("landmark_sample")?,
+        rate("render_64_all_cores")?,
         rate("dataset_64_all_cores")?,
     );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let (budget, per) = (cores * 1e3 / 2000.0, cores * 1e3 / pictures);
+    let align = cores * 1e3 / all - per;
     Ok(format!(
         "## Synthetic faces (`poseface-synth`)\n\n\
          No established peer renders these faces, so the rows are ours alone, against the goal of \
@@ -361,20 +365,26 @@ fn synth_section(root: &Path, quick: bool) -> Result<String> {
          | what | rate |\n|---|---|\n\
          | render one 160×160 loose crop, 2×2 supersampling, one core | {ss2:.0} images/s ({:.2} ms) |\n\
          | the same without supersampling, one core | {ss1:.0} images/s |\n\
-         | dataset rendering on all cores (random scenes, degradations, alignment to 112×112; a mesh per 16 images) | {all:.0} images/s |\n\
+         | rendering on all cores as the datasets draw pictures (random backgrounds, light, expressions, blur, noise, JPEG degradation; a mesh per 16 images) | {pictures:.0} images/s |\n\
+         | the same plus alignment to 112×112 (dataset rendering) | {all:.0} images/s |\n\
          | mesh build (one identity, 10,368 vertices, blend shapes) | {build:.0} /s ({:.1} ms) |\n\
          | landmark-only samples (68 points + pose, no rasterising), one core | {lm:.0} /s |\n\n\
          Built in release mode, as `poseface data synth` runs (the test profile's overflow checks cost the \
-         renderer about a quarter of its speed). Rendering is bound by triangle setup (about 20,500 triangles, \
-         half of them back-facing, most covering a few samples). `perf` of `poseface data synth --preset small` on \
-         the 2-core AMD EPYC this text was written on: \
-         34% in the rasteriser, 21% in per-vertex transform, shading and compositing, 12% encoding JPEGs (the \
-         records and the compression degradation), 7% in the 112×112 alignment warp (before it was vectorised), \
-         4% in texture noise. The goal \
-         is not met. Any change to what is drawn (a coarser mesh on the back of the head, another JPEG encoder) \
-         changes the dataset's bytes, and with them every result measured on it (`docs/RESULTS.md`), so speed-ups \
-         must keep the output byte-identical (checked on the whole `small` preset): the next candidates are \
-         rasterising 2×2 quads of samples at once and vectorising the per-vertex transform and shading.\n",
+         renderer about a quarter of its speed). The goal is not met: it leaves {budget:.2} ms of one core per \
+         picture, and a picture as the datasets draw it takes {per:.2} ms ({align:.2} ms more to align it; \
+         two threads render 1.94× as fast as one). \
+         `perf` of the all-cores rendering row on the 2-core AMD EPYC this text was written on: 37% in the \
+         rasteriser (about 20,500 triangles, 12,500 of them facing the camera, 14 samples in the average \
+         triangle's box at 2×2 supersampling), 26% in per-vertex transform and shading, triangle assembly \
+         and compositing, about 10% building meshes (one per 16 pictures), 7% in fractal noise \
+         (backgrounds and skin texture), 5% in the JPEG degradation, 3% in blur, 2% in normals. Tried and measured, then dropped: walking a triangle's rows four at a time in vector \
+         lanes, one sign test per column finding its covered samples (bit-identical, 2% faster), and a \
+         branch-free sample loop (5% slower). The time is spread over many small costs, so doubling the \
+         rate needs less work per picture rather than faster loops: fewer triangles where the head is seen \
+         from behind, one sample per pixel with anti-aliasing at the silhouette only, a cheaper degradation \
+         path. Each of these changes the dataset's bytes, and with them every result measured on it \
+         (`docs/RESULTS.md`), which would have to be re-measured; so far speed-ups have kept the output \
+         byte-identical (checked on the whole `small` preset).\n",
         1e3 / ss2,
         1e3 / build,
     ))
@@ -765,7 +775,10 @@ fn backbone_section(
          element-wise work 5%: the GEMMs dominate, while at ¼ width the fixed per-op costs \
          (PReLU via masks, layout copies) weigh more. Next fixes, in order of payoff: a fused PReLU \
          (forward and backward) as a custom op, reusing activation buffers across steps, and a \
-         2-D convolution backward that reuses the forward's GEMM layout.\n\n\
+         2-D convolution backward that reuses the forward's GEMM layout. Keeping freed memory in \
+         the process does not do it by itself: with mimalloc as the global allocator the training \
+         step was 4% slower on the default model and 20% slower on the full-width `r18` (7.1 → 8.5 s at \
+         batch 32), so the system allocator stays.\n\n\
          GPUs: `cargo xtask bench --device cuda` (or `wgpu`, `tch-cuda`) builds `poseface` with that \
          backend and runs this suite on the card beside PyTorch (float32, AMP, torch.compile) and \
          with our network in bf16 too; `--poseface PATH` measures a prebuilt binary instead. On a GPU \

@@ -2,8 +2,9 @@
 //!
 //! `cargo bench -p poseface-synth --bench render`; `cargo xtask bench` runs it and writes
 //! the figures into `docs/BENCHMARKS.md`. Single-image rows run on one thread; the
-//! `dataset_*` row renders a batch on all cores the way `poseface data synth` does (each
-//! identity's mesh built once for 16 pictures, random scenes, degradations and alignment).
+//! `*_all_cores` rows render a batch on all cores the way `poseface data synth` does (each
+//! identity's mesh built once for 16 pictures, random scenes and degradations);
+//! `dataset_*` aligns each picture to 112×112 as well.
 
 use std::hint::black_box;
 
@@ -65,6 +66,14 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
     g.throughput(Throughput::Elements(plans.len() as u64));
+    // The pictures alone: random scenes and degradations, no alignment.
+    g.bench_function("render_64_all_cores", |b| {
+        b.iter(|| {
+            generator
+                .render_map(&plans, |_, s| Ok(s.image), &|| {})
+                .expect("renders")
+        })
+    });
     g.bench_function("dataset_64_all_cores", |b| {
         b.iter(|| {
             generator
