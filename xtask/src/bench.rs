@@ -356,7 +356,11 @@ fn synth_section(root: &Path, quick: bool) -> Result<String> {
         rate("dataset_64_all_cores")?,
     );
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let (budget, per) = (cores * 1e3 / 2000.0, cores * 1e3 / pictures);
+    // The goal, 2,000 pictures/s on 2 cores (whatever this machine has), in ms per picture
+    // and core.
+    const GOAL_RATE: f64 = 2000.0;
+    const GOAL_CORES: f64 = 2.0;
+    let (budget, per) = (GOAL_CORES * 1e3 / GOAL_RATE, cores * 1e3 / pictures);
     let align = cores * 1e3 / all - per;
     Ok(format!(
         "## Synthetic faces (`poseface-synth`)\n\n\
@@ -370,13 +374,13 @@ fn synth_section(root: &Path, quick: bool) -> Result<String> {
          | mesh build (one identity, 10,368 vertices, blend shapes) | {build:.0} /s ({:.1} ms) |\n\
          | landmark-only samples (68 points + pose, no rasterising), one core | {lm:.0} /s |\n\n\
          Built in release mode, as `poseface data synth` runs (the test profile's overflow checks cost the \
-         renderer about a quarter of its speed). The goal is not met: it leaves {budget:.2} ms of one core per \
-         picture, and a picture as the datasets draw it takes {per:.2} ms ({align:.2} ms more to align it; \
-         two threads render 1.94× as fast as one). \
-         `perf` of the all-cores rendering row on the 2-core AMD EPYC this text was written on: 37% in the \
+         renderer about a quarter of its speed). The goal is not met: at 2,000 images/s on 2 cores a picture may \
+         take {budget:.2} ms of one core, and a picture as the datasets draw it takes {per:.2} ms ({align:.2} ms more to align \
+         it; on the 2-core AMD EPYC this text was written on, two threads rendered 1.94× as fast as one). \
+         `perf` of the all-cores rendering row on that machine: 37% in the \
          rasteriser (about 20,500 triangles, 12,500 of them facing the camera, 14 samples in the average \
          triangle's box at 2×2 supersampling), 26% in per-vertex transform and shading, triangle assembly \
-         and compositing, about 10% building meshes (one per 16 pictures), 7% in fractal noise \
+         and compositing, 10–14% building meshes (one per 16 pictures), 7% in fractal noise \
          (backgrounds and skin texture), 5% in the JPEG degradation, 3% in blur, 2% in normals. Tried and measured, then dropped: walking a triangle's rows four at a time in vector \
          lanes, one sign test per column finding its covered samples (bit-identical, 2% faster), and a \
          branch-free sample loop (5% slower). The time is spread over many small costs, so doubling the \
@@ -775,10 +779,10 @@ fn backbone_section(
          element-wise work 5%: the GEMMs dominate, while at ¼ width the fixed per-op costs \
          (PReLU via masks, layout copies) weigh more. Next fixes, in order of payoff: a fused PReLU \
          (forward and backward) as a custom op, reusing activation buffers across steps, and a \
-         2-D convolution backward that reuses the forward's GEMM layout. Keeping freed memory in \
-         the process does not do it by itself: with mimalloc as the global allocator the training \
-         step was 4% slower on the default model and 20% slower on the full-width `r18` (7.1 → 8.5 s at \
-         batch 32), so the system allocator stays.\n\n\
+         2-D convolution backward that reuses the forward's GEMM layout. A caching allocator is not \
+         enough by itself: with mimalloc as the global allocator, measured back to back against the \
+         system allocator, the training step was 4% slower on the default model and 22% slower on the full-width `r18` (7.4–7.7 s against \
+         6.1–6.2 s at batch 32, two runs each), so the system allocator stays.\n\n\
          GPUs: `cargo xtask bench --device cuda` (or `wgpu`, `tch-cuda`) builds `poseface` with that \
          backend and runs this suite on the card beside PyTorch (float32, AMP, torch.compile) and \
          with our network in bf16 too; `--poseface PATH` measures a prebuilt binary instead. On a GPU \

@@ -3,7 +3,8 @@
 //!
 //! Training shapes are drawn from poseface-synth's landmark sampler (uniform yaw, pitch
 //! ±25°, roll ±15°, random identities and expressions); with `--landmarks`, every eighth
-//! shape comes from the given files instead. Every shape, synthetic or read, is put in the
+//! shape comes from the given files instead (and, with `--mirror`, from their mirror images
+//! as well). Every shape, synthetic or read, is put in the
 //! ArcFace-aligned 112×112 frame by the 5-point similarity alignment first, exactly as the
 //! landmarks of training batches are.
 
@@ -14,7 +15,7 @@ use burn::tensor::Device;
 use clap::{Args, Subcommand};
 use poseface_data::Point;
 use poseface_data::align::arcface_transform;
-use poseface_data::landmarks::{read_dlib_xml, read_pts};
+use poseface_data::landmarks::{flip_points, read_dlib_xml, read_pts};
 use poseface_data::sidecar::PoseSidecar;
 use poseface_landmark::{
     LandmarkAutoencoder, LandmarkAutoencoderConfig, LandmarkSource, NmeReport, PretrainConfig,
@@ -81,6 +82,10 @@ pub struct TrainArgs {
     /// Extra training landmarks: `.pts`, dlib `*.xml`, or a dataset's `pose.sidecar`.
     #[arg(long = "landmarks", value_name = "PATH")]
     landmarks: Vec<PathBuf>,
+    /// Also train on the mirror image of every `--landmarks` shape (left and right swapped
+    /// with the iBUG permutation), doubling the real shapes.
+    #[arg(long, requires = "landmarks")]
+    mirror: bool,
     /// How shapes count in the loss: `uniform` (mean squared error) or `inter-ocular` (each
     /// shape's error over its squared inter-ocular distance, as NME by IOD scores it).
     #[arg(long, default_value = "uniform", value_parser = parse_weighting)]
@@ -166,7 +171,7 @@ impl LandmarkSource for Mixed {
 
 fn train(args: TrainArgs) -> Result<()> {
     let device = parse_device(&args.test.device)?;
-    let files = read_shapes(&args.landmarks)?;
+    let files = read_shapes(&args.landmarks, args.mirror)?;
     let source = Mixed {
         sampler: LandmarkSampler {
             seed: args.seed,
@@ -255,7 +260,7 @@ fn report(
         }
         out.synthetic = Some(r);
     }
-    let real = read_shapes(&test.test_landmarks)?;
+    let real = read_shapes(&test.test_landmarks, false)?;
     if !real.is_empty() {
         out.real = Some(poseface_landmark::evaluate(ae, &real, device)?);
     }
@@ -299,15 +304,24 @@ fn report(
     Ok(())
 }
 
-/// 68-point shapes from `.pts`, dlib XML and pose sidecars, in the aligned 112×112 frame.
-fn read_shapes(paths: &[PathBuf]) -> Result<Vec<Vec<Point>>> {
+/// 68-point shapes from `.pts`, dlib XML and pose sidecars, in the aligned 112×112 frame;
+/// with `mirror`, followed by their mirror images (left and right swapped).
+fn read_shapes(paths: &[PathBuf], mirror: bool) -> Result<Vec<Vec<Point>>> {
     let mut shapes = Vec::new();
+    let mut mirrored = Vec::new();
     for path in paths {
         let raw = read_file_shapes(path)?;
         for (i, shape) in raw.into_iter().enumerate() {
-            shapes.push(aligned(&shape).with_context(|| format!("{}: shape {i}", path.display()))?);
+            let context = || format!("{}: shape {i}", path.display());
+            shapes.push(aligned(&shape).with_context(context)?);
+            if mirror {
+                // Mirrored about x = 0 (an image "1 pixel wide"): any axis would do, the
+                // alignment removes the offset.
+                mirrored.push(aligned(&flip_points(&shape, 1)).with_context(context)?);
+            }
         }
     }
+    shapes.append(&mut mirrored);
     Ok(shapes)
 }
 
@@ -345,4 +359,41 @@ fn read_file_shapes(path: &Path) -> Result<Vec<Vec<Point>>> {
 /// Maps a 68-point shape into the ArcFace-aligned frame by its 5-point similarity.
 fn aligned(points: &[Point]) -> Result<Vec<Point>> {
     Ok(arcface_transform(points)?.apply_points(points))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Mirrored training shapes are faces turned the other way, with left and right
+    /// swapped: outer eye corners stay in iBUG order (36 on the image's left) and the
+    /// nose tip's offset from between the eyes changes sign.
+    #[test]
+    fn mirrored_shapes_turn_the_other_way_with_left_and_right_swapped() {
+        let sampler = LandmarkSampler::default();
+        let turned = (0..200)
+            .map(|i| sampler.sample(i))
+            .find(|s| (30.0..60.0).contains(&s.angles.yaw.abs()) && s.angles.pitch.abs() < 10.0)
+            .expect("a turned face among 200");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("turned.pts");
+        let body: String = turned
+            .landmarks
+            .iter()
+            .map(|p| format!("{} {}\n", p[0] + 300.0, p[1] + 40.0))
+            .collect();
+        std::fs::write(&path, format!("version: 1\nn_points: 68\n{{\n{body}}}\n")).unwrap();
+        let shapes = read_shapes(&[path], true).unwrap();
+        assert_eq!(shapes.len(), 2);
+        let (plain, mirrored) = (&shapes[0], &shapes[1]);
+        let nose_offset = |s: &[Point]| s[30][0] - 0.5 * (s[36][0] + s[45][0]);
+        for s in [plain, mirrored] {
+            assert!(s[36][0] + 20.0 < s[45][0], "{:?} {:?}", s[36], s[45]);
+        }
+        let (a, b) = (nose_offset(plain), nose_offset(mirrored));
+        assert!(a.abs() > 3.0, "the face is turned: nose offset {a}");
+        // The ArcFace template is almost symmetric (its eye midpoint sits 0.11 px left of its
+        // nose), so the mirrored offset is the negated one to well within a pixel.
+        assert!((a + b).abs() < 1.0, "{a} against {b}");
+    }
 }
