@@ -693,6 +693,7 @@ fn lae_train_then_eval_report_the_same_nme() {
         t["weighting"], "uniform",
         "the loss's weighting is recorded"
     );
+    assert_eq!(t["mirror"], false, "so is whether mirror images were added");
     let mut args = vec!["lae", "eval", "--lae", f];
     args.extend(small);
     let e = poseface(&args);
@@ -700,6 +701,12 @@ fn lae_train_then_eval_report_the_same_nme() {
     let e: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
     assert_eq!(e["synthetic"]["iod_mean"].as_f64(), Some(nme));
     assert!(e.get("weighting").is_none(), "unknown for a loaded model");
+    assert!(e.get("mirror").is_none(), "unknown for a loaded model");
+
+    // Mirror images of no real shapes: refused before anything is trained.
+    let out = poseface(&["lae", "train", "--out", f, "--mirror"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--landmarks"));
 
     // A missing landmark file and a file that is not an autoencoder: one line, status 2.
     for args in [

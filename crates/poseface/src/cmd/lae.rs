@@ -123,6 +123,10 @@ struct LaeReport {
     /// The pretraining loss's weighting, when this command trained the model.
     #[serde(skip_serializing_if = "Option::is_none")]
     weighting: Option<Weighting>,
+    /// Whether mirror images of the real training shapes were added, when this command
+    /// trained the model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mirror: Option<bool>,
     /// Held-out synthetic shapes, all poses.
     synthetic: Option<NmeReport>,
     /// The same, by |yaw| bucket: `< 30°`, `30–60°`, `≥ 60°`.
@@ -211,12 +215,22 @@ fn train(args: TrainArgs) -> Result<()> {
     if !args.test.json {
         println!("wrote {}", args.out.display());
     }
-    report(&ae, Some(args.weighting), args.seed, &args.test, &device)
+    let training = Training {
+        weighting: args.weighting,
+        mirror: args.mirror,
+    };
+    report(&ae, Some(training), args.seed, &args.test, &device)
+}
+
+/// How `lae train` trained the model it reports on.
+struct Training {
+    weighting: Weighting,
+    mirror: bool,
 }
 
 fn report(
     ae: &LandmarkAutoencoder,
-    weighting: Option<Weighting>,
+    training: Option<Training>,
     seed: u64,
     test: &TestArgs,
     device: &Device,
@@ -225,7 +239,8 @@ fn report(
     let mut out = LaeReport {
         latent: config.latent,
         hidden: config.hidden,
-        weighting,
+        weighting: training.as_ref().map(|t| t.weighting),
+        mirror: training.as_ref().map(|t| t.mirror),
         synthetic: None,
         synthetic_by_yaw: Vec::new(),
         real: None,
