@@ -4,9 +4,8 @@
 //! Training shapes are drawn from poseface-synth's landmark sampler (uniform yaw, pitch
 //! ±25°, roll ±15°, random identities and expressions); with `--landmarks`, every eighth
 //! shape comes from the given files instead (and, with `--mirror`, from their mirror images
-//! as well). Every shape, synthetic or read, is put in the
-//! ArcFace-aligned 112×112 frame by the 5-point similarity alignment first, exactly as the
-//! landmarks of training batches are.
+//! as well). Every shape, synthetic or read, is put in the ArcFace-aligned 112×112 frame by
+//! the 5-point similarity alignment first, exactly as the landmarks of training batches are.
 
 use std::path::{Path, PathBuf};
 
