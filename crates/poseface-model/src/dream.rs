@@ -15,6 +15,7 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 
 use crate::pose_regressor::{PoseRegressor, PoseRegressorConfig};
+use crate::prelu::prelu;
 
 /// Yaw (degrees) at which the gate is ½.
 pub const GATE_YAW: f32 = 45.0;
@@ -67,9 +68,10 @@ impl Dream {
     /// - `embedding`: `[batch, E]`, `yaw_degrees`: `[batch, 1]`
     /// - output: `[batch, E]`
     pub fn forward_with_yaw(&self, embedding: Tensor<2>, yaw_degrees: Tensor<2>) -> Tensor<2> {
-        let residual = self
-            .fc2
-            .forward(self.prelu.forward(self.fc1.forward(embedding.clone())));
+        let residual = self.fc2.forward(prelu(
+            self.fc1.forward(embedding.clone()),
+            self.prelu.alpha.val(),
+        ));
         embedding + residual * yaw_gate(yaw_degrees)
     }
 

@@ -7,6 +7,8 @@
 //! fixed at 1). A width multiplier scales every channel count and the input size may be any
 //! square size, which gives the CPU-sized variants the synthetic runs use.
 
+use crate::batch_norm::batch_norm;
+use crate::prelu::prelu;
 use burn::config::Config;
 use burn::module::{Initializer, Module};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -220,11 +222,11 @@ impl IResNet {
     /// - output: `[batch, embedding_size]` (not L2-normalised)
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         let x = self.feature_map(images); // [B, C4, s, s]
-        let x = self.bn2.forward(x);
+        let x = batch_norm(&self.bn2, x);
         let x: Tensor<2> = x.flatten(1, 3); // [B, C4·s·s]
         let x = self.dropout.forward(x);
         let x = self.fc.forward(x); // [B, E]
-        self.features.forward(x)
+        batch_norm(&self.features, x)
     }
 
     /// The last feature map, before the head.
@@ -233,9 +235,10 @@ impl IResNet {
     /// - `images`: `[batch, 3, S, S]`
     /// - output: `[batch, 512·width, ⌈S/16⌉, ⌈S/16⌉]`
     pub fn feature_map(&self, images: Tensor<4>) -> Tensor<4> {
-        let x = self
-            .prelu
-            .forward(self.bn1.forward(self.conv1.forward(images)));
+        let x = prelu(
+            batch_norm(&self.bn1, self.conv1.forward(images)),
+            self.prelu.alpha.val(),
+        );
         [&self.layer1, &self.layer2, &self.layer3, &self.layer4]
             .into_iter()
             .flatten()
@@ -328,9 +331,9 @@ impl IBasicBlock {
             Some(down) => down.forward(x.clone()),
             None => x.clone(),
         };
-        let out = self.conv1.forward(self.bn1.forward(x));
-        let out = self.prelu.forward(self.bn2.forward(out));
-        let out = self.bn3.forward(self.conv2.forward(out));
+        let out = self.conv1.forward(batch_norm(&self.bn1, x));
+        let out = prelu(batch_norm(&self.bn2, out), self.prelu.alpha.val());
+        let out = batch_norm(&self.bn3, self.conv2.forward(out));
         out + identity
     }
 }
@@ -349,7 +352,7 @@ impl Downsample {
     /// - `x`: `[batch, inplanes, h, w]`
     /// - output: `[batch, planes, ⌈h/stride⌉, ⌈w/stride⌉]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+        batch_norm(&self.bn, self.conv.forward(x))
     }
 }
 

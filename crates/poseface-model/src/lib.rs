@@ -32,8 +32,11 @@
 //! ```
 
 pub mod backbone;
+pub mod batch_norm;
 pub mod disentangle;
 pub mod dream;
+#[cfg(feature = "flex")]
+mod flex_blocks;
 pub mod import;
 pub mod iresnet;
 pub mod mobilefacenet;
@@ -41,6 +44,7 @@ pub mod param_ids;
 pub mod pose_aware;
 pub mod pose_module;
 pub mod pose_regressor;
+pub mod prelu;
 
 pub use backbone::{Backbone, BackboneConfig};
 pub use disentangle::{DisentangledHead, DisentangledHeadConfig};

@@ -26,7 +26,9 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PRelu, PReluConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
+use crate::batch_norm::batch_norm;
 use crate::iresnet::scaled_channels;
+use crate::prelu::prelu;
 
 /// The bottleneck stages of Table 1: `(t, c, n, s)`.
 pub const STAGES: [(usize, usize, usize, usize); 5] = [
@@ -69,9 +71,9 @@ impl ConvBlock {
     /// # Shapes
     /// - `x`: `[batch, c_in, h, w]`; output `[batch, c_out, h', w']`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.bn.forward(self.conv.forward(x));
+        let x = batch_norm(&self.bn, self.conv.forward(x));
         match &self.prelu {
-            Some(p) => p.forward(x),
+            Some(p) => prelu(x, p.alpha.val()),
             None => x,
         }
     }
