@@ -141,10 +141,7 @@ pub fn batch_norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
 fn fused_applies<const D: usize>(bn: &BatchNorm, x: &Tensor<D>) -> bool {
     #[cfg(feature = "flex")]
     {
-        let on_flex = matches!(
-            x.device().without_autodiff().as_dispatch(),
-            burn::backend::DispatchDevice::Flex(_)
-        );
+        let on_flex = crate::flex_blocks::is_flex(&x.device());
         on_flex
             && D >= 2
             && x.dtype() == DType::F32

@@ -1,4 +1,5 @@
-//! Per-channel loops over `flex` tensors, shared by the fused PReLU and batch norm kernels.
+//! Per-channel loops over `flex` tensors, shared by the fused PReLU and batch norm kernels
+//! (and the device test all three CPU kernels use).
 //!
 //! A `[n, c, …]` tensor in row-major order is `n·c` blocks of `inner` contiguous values,
 //! block `b` belonging to channel `b % c`. The kernels run blocks in parallel (rayon) and
@@ -12,6 +13,14 @@ use burn::backend::TensorMetadata;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::TensorData;
 use rayon::prelude::*;
+
+/// Whether tensors on `device` live on `flex` (with or without autodiff).
+pub(crate) fn is_flex(device: &burn::tensor::Device) -> bool {
+    matches!(
+        device.clone().without_autodiff().as_dispatch(),
+        burn::backend::DispatchDevice::Flex(_)
+    )
+}
 
 /// Blocks holding fewer values than this in all are handed to one thread together.
 const MIN_VALUES_PER_TASK: usize = 16 * 1024;

@@ -8,6 +8,7 @@
 //! square size, which gives the CPU-sized variants the synthetic runs use.
 
 use crate::batch_norm::batch_norm;
+use crate::conv::conv2d;
 use crate::prelu::prelu;
 use burn::config::Config;
 use burn::module::{Initializer, Module};
@@ -236,7 +237,7 @@ impl IResNet {
     /// - output: `[batch, 512·width, ⌈S/16⌉, ⌈S/16⌉]`
     pub fn feature_map(&self, images: Tensor<4>) -> Tensor<4> {
         let x = prelu(
-            batch_norm(&self.bn1, self.conv1.forward(images)),
+            batch_norm(&self.bn1, conv2d(&self.conv1, images)),
             self.prelu.alpha.val(),
         );
         [&self.layer1, &self.layer2, &self.layer3, &self.layer4]
@@ -331,9 +332,9 @@ impl IBasicBlock {
             Some(down) => down.forward(x.clone()),
             None => x.clone(),
         };
-        let out = self.conv1.forward(batch_norm(&self.bn1, x));
+        let out = conv2d(&self.conv1, batch_norm(&self.bn1, x));
         let out = prelu(batch_norm(&self.bn2, out), self.prelu.alpha.val());
-        let out = batch_norm(&self.bn3, self.conv2.forward(out));
+        let out = batch_norm(&self.bn3, conv2d(&self.conv2, out));
         out + identity
     }
 }
@@ -352,7 +353,7 @@ impl Downsample {
     /// - `x`: `[batch, inplanes, h, w]`
     /// - output: `[batch, planes, ⌈h/stride⌉, ⌈w/stride⌉]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        batch_norm(&self.bn, self.conv.forward(x))
+        batch_norm(&self.bn, conv2d(&self.conv, x))
     }
 }
 

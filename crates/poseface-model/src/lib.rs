@@ -33,6 +33,7 @@
 
 pub mod backbone;
 pub mod batch_norm;
+pub mod conv;
 pub mod disentangle;
 pub mod dream;
 #[cfg(feature = "flex")]

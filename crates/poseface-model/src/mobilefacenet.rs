@@ -27,6 +27,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, PRelu, PReluConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
 use crate::batch_norm::batch_norm;
+use crate::conv::conv2d;
 use crate::iresnet::scaled_channels;
 use crate::prelu::prelu;
 
@@ -71,7 +72,7 @@ impl ConvBlock {
     /// # Shapes
     /// - `x`: `[batch, c_in, h, w]`; output `[batch, c_out, h', w']`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = batch_norm(&self.bn, self.conv.forward(x));
+        let x = batch_norm(&self.bn, conv2d(&self.conv, x));
         match &self.prelu {
             Some(p) => prelu(x, p.alpha.val()),
             None => x,

@@ -78,10 +78,7 @@ fn fused_applies<const D: usize>(x: &Tensor<D>, alpha: &Tensor<1>) -> bool {
     #[cfg(feature = "flex")]
     {
         // Without autodiff, `flex`'s own PReLU is already one pass (in place when it can).
-        let on_flex = matches!(
-            x.device().without_autodiff().as_dispatch(),
-            burn::backend::DispatchDevice::Flex(_)
-        );
+        let on_flex = crate::flex_blocks::is_flex(&x.device());
         on_flex
             && x.is_autodiff()
             && D >= 2
