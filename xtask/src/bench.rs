@@ -765,24 +765,32 @@ fn backbone_section(
          | model | batch | what | ours | PyTorch | ratio | torch.compile | ratio |\n|---|---|---|---|---|---|---|---|\n{rows}\n\
          Peak resident memory of each process (the whole measurement of one model at one batch size):\n\n\
          | model | batch | ours | PyTorch |\n|---|---|---|---|\n{memory}\n\
-         Where the time goes (`perf record` of the `r18-w0.25-s56` training step at batch 32 on `flex`, \
-         self time): 28% in the f32 GEMM micro-kernels of the convolutions; 12% in \
-         `copy_2d_tiled`, the layout copies `flex`'s convolution makes around its GEMM \
-         (im2col and transposes); 13% in `mask_where`, through which burn implements PReLU's \
-         forward and both of its backward passes (three full-tensor passes per PReLU, where \
-         PyTorch fuses one kernel); 10% in element-wise closures (batch norm, residual adds, \
-         scalar ops); 13% in the convolution backward, which `flex` runs through its generic 3-D \
-         (transposed) convolution; 4% zeroing buffers. Autodiff bookkeeping itself does not \
-         show. At full width (`r18` training step) the GEMM micro-kernels take 44%, the \
-         kernel's zeroing of freshly mapped pages 9% (large temporaries are allocated and \
-         returned to the system every step), PReLU's masks 6%, layout copies 5% and \
-         element-wise work 5%: the GEMMs dominate, while at ¼ width the fixed per-op costs \
-         (PReLU via masks, layout copies) weigh more. Next fixes, in order of payoff: a fused PReLU \
-         (forward and backward) as a custom op, reusing activation buffers across steps, and a \
-         2-D convolution backward that reuses the forward's GEMM layout. A caching allocator is not \
+         The network's convolutions, batch norms and PReLUs run on `flex` through poseface-model's \
+         own kernels (`conv2d`, `batch_norm`, `prelu`; see its README), each recorded as one operation \
+         with a backward pass of its own. burn's `flex` ran PReLU as three masked passes (and backward \
+         through more), batch norm as a dozen generic passes with transposed copies, and convolution \
+         by converting the whole batch to channels-last on one thread and scattering tiles of results \
+         back: on the default model, two thirds of a 270 ms training step (6.1 s at full width, \
+         `r18` at batch 32). The kernels brought the default model's step to 90 ms, the `gemm` \
+         crate's AVX-512 kernels (its `x86-v4` feature, chosen at run time) to 73 ms (full width: \
+         2.1 s), and building a band of convolution patches as one shifted copy per patch row \
+         (instead of one per output row of a few values) to 68 ms. PyTorch's own figures vary by up \
+         to 20% between runs on this machine (`r18` at batch 32: 2.7 s in one run, 3.3 s in \
+         another), so ratios near 1 are ties.\n\n\
+         Where the time goes now (`perf record`, self time, of one `poseface bench backbone` process on \
+         `flex`: forward, embedding and training step at batch 32). Default model: 41% in the matrix \
+         products' micro-kernels, 17% in the kernel (page faults on freshly allocated buffers, thread \
+         wake-ups), 11% building convolution patches (mostly the stride-2 layers', gathered value by \
+         value), 9% in element-wise closures, 6% zeroing and 5% copying memory, 2% in the batch-norm \
+         and PReLU kernels. Full-width `r18`: 64% in the matrix products, 12% in the kernel, 6% \
+         building patches, 5% copying. Next fixes, in order of payoff: keeping large buffers from one \
+         step to the next (each step maps its activations afresh; glibc's thresholds and transparent \
+         huge pages, tried through `GLIBC_TUNABLES`, stayed within the ±10% the step time varies \
+         between runs), and stride-2 patches built with vector gathers. A caching allocator is not \
          enough by itself: with mimalloc as the global allocator, measured back to back against the \
-         system allocator, the training step was 4% slower on the default model and 22% slower on the full-width `r18` (7.4–7.7 s against \
-         6.1–6.2 s at batch 32, two runs each), so the system allocator stays.\n\n\
+         system allocator (before these kernels), the training step was 4% slower on the default \
+         model and 22% slower on the full-width `r18` (7.4–7.7 s against 6.1–6.2 s at batch 32, two \
+         runs each), so the system allocator stays.\n\n\
          GPUs: `cargo xtask bench --device cuda` (or `wgpu`, `tch-cuda`) builds `poseface` with that \
          backend and runs this suite on the card beside PyTorch (float32, AMP, torch.compile) and \
          with our network in bf16 too; `--poseface PATH` measures a prebuilt binary instead. On a GPU \

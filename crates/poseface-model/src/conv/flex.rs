@@ -152,6 +152,9 @@ impl Dims {
 /// [(oh − band start)·ow_n + ow]` is the input at channel `c`, row `oh·s + i − pad`, column
 /// `ow·s + j − pad` (zero outside).
 fn im2col(d: &Dims, image: &[f32], band: Range<usize>, patches: &mut [f32]) {
+    if d.geometry.stride == [1, 1] && d.ow == d.w {
+        return im2col_same_width(d, image, band, patches);
+    }
     let (pixels, ow_n, stride) = (band.len() * d.ow, d.ow, d.geometry.stride[1]);
     d.for_each_row(band, |row, j, oh, input_row, columns| {
         let dst = &mut patches[row * pixels + oh * ow_n..][..ow_n];
@@ -182,9 +185,56 @@ fn im2col(d: &Dims, image: &[f32], band: Range<usize>, patches: &mut [f32]) {
     });
 }
 
+/// [`im2col`] when the stride is 1 and output rows are as wide as input rows (3×3 "same"
+/// convolutions): a patch row's band is then one shifted copy of the input plane, whose
+/// values that wrapped around from the neighbouring row are zeroed afterwards. One copy per
+/// patch row instead of one per output row: the rows of narrow layers are a few values long.
+fn im2col_same_width(d: &Dims, image: &[f32], band: Range<usize>, patches: &mut [f32]) {
+    let (w, plane_len) = (d.w, d.h * d.w);
+    let pixels = band.len() * w;
+    let (top, left) = (d.geometry.padding_begin[0], d.geometry.padding_begin[1]);
+    for c in 0..d.channels {
+        let plane = &image[c * plane_len..][..plane_len];
+        for i in 0..d.kh {
+            // Output rows of the band whose input row (oh + i − top) is inside the image.
+            let first = band.start.max(top.saturating_sub(i));
+            let end = band.end.min((d.h + top).saturating_sub(i)).max(first);
+            let (lo, hi) = ((first - band.start) * w, (end - band.start) * w);
+            for j in 0..d.kw {
+                let row = (c * d.kh + i) * d.kw + j;
+                let dst = &mut patches[row * pixels..][..pixels];
+                dst[..lo].fill(0.0);
+                dst[hi..].fill(0.0);
+                if lo == hi {
+                    continue;
+                }
+                // Plane index of dst[lo]: input row first + i − top, column j − left.
+                let start = ((first + i - top) * w + j) as isize - left as isize;
+                let span = &mut dst[lo..hi];
+                let from = start.max(0) as usize;
+                let to = (start + span.len() as isize).min(plane_len as isize) as usize;
+                let lead = (from as isize - start) as usize;
+                span[..lead].fill(0.0);
+                span[lead..lead + (to - from)].copy_from_slice(&plane[from..to]);
+                span[lead + (to - from)..].fill(0.0);
+                let columns = d.valid_columns(j);
+                if columns.start > 0 || columns.end < w {
+                    for values in span.chunks_mut(w) {
+                        values[..columns.start].fill(0.0);
+                        values[columns.end..].fill(0.0);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The adjoint of [`im2col`]: adds each patch value of a band back onto the input pixel it
-/// came from.
-fn col2im(d: &Dims, patches: &[f32], band: Range<usize>, image: &mut [f32]) {
+/// came from. Values that came from padding are dropped (and may be zeroed in `patches`).
+fn col2im(d: &Dims, patches: &mut [f32], band: Range<usize>, image: &mut [f32]) {
+    if d.geometry.stride == [1, 1] && d.ow == d.w {
+        return col2im_same_width(d, patches, band, image);
+    }
     let (pixels, ow_n, stride) = (band.len() * d.ow, d.ow, d.geometry.stride[1]);
     d.for_each_row(band, |row, j, oh, input_row, columns| {
         let Some(input_row) = input_row else {
@@ -207,6 +257,44 @@ fn col2im(d: &Dims, patches: &[f32], band: Range<usize>, image: &mut [f32]) {
                 .for_each(|(d, s)| *d += s),
         }
     });
+}
+
+/// [`col2im`] for the geometry of [`im2col_same_width`]: the values that came from padding
+/// columns are zeroed, then a patch row's band is added onto the plane in one shifted pass.
+fn col2im_same_width(d: &Dims, patches: &mut [f32], band: Range<usize>, image: &mut [f32]) {
+    let (w, plane_len) = (d.w, d.h * d.w);
+    let pixels = band.len() * w;
+    let (top, left) = (d.geometry.padding_begin[0], d.geometry.padding_begin[1]);
+    for c in 0..d.channels {
+        let plane = &mut image[c * plane_len..][..plane_len];
+        for i in 0..d.kh {
+            let first = band.start.max(top.saturating_sub(i));
+            let end = band.end.min((d.h + top).saturating_sub(i)).max(first);
+            let (lo, hi) = ((first - band.start) * w, (end - band.start) * w);
+            if lo == hi {
+                continue;
+            }
+            for j in 0..d.kw {
+                let row = (c * d.kh + i) * d.kw + j;
+                let span = &mut patches[row * pixels..][lo..hi];
+                let columns = d.valid_columns(j);
+                if columns.start > 0 || columns.end < w {
+                    for values in span.chunks_mut(w) {
+                        values[..columns.start].fill(0.0);
+                        values[columns.end..].fill(0.0);
+                    }
+                }
+                let start = ((first + i - top) * w + j) as isize - left as isize;
+                let from = start.max(0) as usize;
+                let to = (start + span.len() as isize).min(plane_len as isize) as usize;
+                let lead = (from as isize - start) as usize;
+                let span = &span[lead..lead + (to - from)];
+                for (p, v) in plane[from..to].iter_mut().zip(span) {
+                    *p += v;
+                }
+            }
+        }
+    }
 }
 
 /// A matrix operand: values and the strides between rows and between columns.
@@ -410,7 +498,7 @@ impl ConvBackwardKernel for Flex {
                                 sgemm(dims, dst, band_pixels, false, weights_t, g, parallel);
                                 // dx starts at zero; each band adds its patches' share.
                                 let dx = &mut dx[k * d.image_len()..][..d.image_len()];
-                                col2im(&d, &patch_grads, band, dx);
+                                col2im(&d, &mut patch_grads, band, dx);
                             }
                         }
                     }
@@ -485,6 +573,8 @@ mod tests {
             ([4, 9], [2, 3], [1, 2], [0, 2], [1, 0]),
             ([3, 3], [3, 3], [1, 1], [2, 2], [2, 2]),
             ([2, 2], [3, 3], [1, 1], [1, 1], [1, 1]),
+            ([4, 6], [3, 3], [1, 1], [0, 2], [2, 0]),
+            ([1, 5], [3, 3], [1, 1], [1, 1], [1, 1]),
         ];
         for (input, kernel, stride, padding_begin, padding_end) in cases {
             let geometry = ConvGeometry {
@@ -499,7 +589,7 @@ mod tests {
             im2col(&d, &image, 0..d.oh, &mut patches);
             assert_eq!(patches, expected, "{geometry:?} {input:?} {kernel:?}");
             // A band of output rows holds those rows' columns of every patch row.
-            let band = 1..d.oh.min(3);
+            let band = 1.min(d.oh - 1)..d.oh.min(3);
             let mut band_patches = vec![f32::NAN; d.patch_rows() * band.len() * d.ow];
             im2col(&d, &image, band.clone(), &mut band_patches);
             for (row, values) in band_patches.chunks(band.len() * d.ow).enumerate() {
@@ -509,7 +599,7 @@ mod tests {
             // ⟨im2col(x), p⟩ = ⟨x, col2im(p)⟩ for the adjoint, with p the patch indices.
             let p: Vec<f32> = (0..patches.len()).map(|v| (v % 13) as f32 - 6.0).collect();
             let mut back = vec![0.0; d.image_len()];
-            col2im(&d, &p, 0..d.oh, &mut back);
+            col2im(&d, &mut p.clone(), 0..d.oh, &mut back);
             let lhs: f32 = patches.iter().zip(&p).map(|(a, b)| a * b).sum();
             let rhs: f32 = image.iter().zip(&back).map(|(a, b)| a * b).sum();
             assert_eq!(lhs, rhs, "{geometry:?} {input:?} {kernel:?}");
