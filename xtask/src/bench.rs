@@ -770,13 +770,13 @@ fn backbone_section(
          with a backward pass of its own. burn's `flex` ran PReLU as three masked passes (and backward \
          through more), batch norm as a dozen generic passes with transposed copies, and convolution \
          by converting the whole batch to channels-last on one thread and scattering tiles of results \
-         back: on the default model, two thirds of a 270 ms training step (6.1 s at full width, \
+         back: on the default model, two thirds of a 263–270 ms training step (6.1 s at full width, \
          `r18` at batch 32). The kernels brought the default model's step to 90 ms, the `gemm` \
          crate's AVX-512 kernels (its `x86-v4` feature, chosen at run time) to 73 ms (full width: \
          2.1 s), and building a band of convolution patches as one shifted copy per patch row \
-         (instead of one per output row of a few values) to 68 ms. PyTorch's own figures vary by up \
-         to 20% between runs on this machine (`r18` at batch 32: 2.7 s in one run, 3.3 s in \
-         another), so ratios near 1 are ties.\n\n\
+         (instead of one per output row of a few values) to 68 ms. PyTorch's own figures vary by a \
+         fifth and more between runs on this machine (`r18` at batch 32: 2.7 s in one run, 3.3 s \
+         in another), so ratios near 1 are ties.\n\n\
          Where the time goes now (`perf record`, self time, of one `poseface bench backbone` process on \
          `flex`: forward, embedding and training step at batch 32). Default model: 41% in the matrix \
          products' micro-kernels, 17% in the kernel (page faults on freshly allocated buffers, thread \

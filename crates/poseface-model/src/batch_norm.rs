@@ -146,6 +146,9 @@ fn fused_applies<const D: usize>(bn: &BatchNorm, x: &Tensor<D>) -> bool {
             && D >= 2
             && x.dtype() == DType::F32
             && bn.gamma.val().dtype() == DType::F32
+            && bn.beta.val().dtype() == DType::F32
+            && bn.running_mean.value().dtype() == DType::F32
+            && bn.running_var.value().dtype() == DType::F32
             && bn.gamma.dims()[0] == x.dims()[1]
     }
     #[cfg(not(feature = "flex"))]

@@ -72,6 +72,10 @@ impl ConvGeometry {
 pub trait FusedConvBackend: Backend {
     /// Cross-correlation of `x` with `weight`, no bias.
     ///
+    /// # Panics
+    /// On `flex`, if `weight`'s input channels differ from `x`'s or the kernel does not fit
+    /// the padded input ([`conv2d`] checks both before calling it).
+    ///
     /// # Shapes
     /// - `x`: `[n, c, h, w]`; `weight`: `[c_out, c, kh, kw]`; output: `[n, c_out, oh, ow]`
     fn fused_conv2d(
@@ -83,7 +87,8 @@ pub trait FusedConvBackend: Backend {
 
 /// The backward kernel of [`FusedConvBackend::fused_conv2d`] on a backend without autodiff.
 pub trait ConvBackwardKernel: Backend {
-    /// Gradients for the input (when `input_grad`) and the weights from the output's.
+    /// Gradients for the input (when `input_grad`) and the weights (when `weight_grad`) from
+    /// the output's.
     ///
     /// # Shapes
     /// - `x`: `[n, c, h, w]`; `weight`: `[c_out, c, kh, kw]`; `grad`: `[n, c_out, oh, ow]`;
@@ -94,7 +99,8 @@ pub trait ConvBackwardKernel: Backend {
         grad: FloatTensor<Self>,
         geometry: ConvGeometry,
         input_grad: bool,
-    ) -> (Option<FloatTensor<Self>>, FloatTensor<Self>);
+        weight_grad: bool,
+    ) -> (Option<FloatTensor<Self>>, Option<FloatTensor<Self>>);
 }
 
 /// `conv.forward(x)`, through the image-by-image kernels where they apply (see the module's
@@ -182,12 +188,13 @@ mod autodiff {
             let [node_x, node_weight] = ops.parents;
             let grad = grads.consume::<B>(&ops.node);
             let (x, weight, geometry) = ops.state;
+            let (need_dx, need_dweight) = (node_x.is_some(), node_weight.is_some());
             let (dx, dweight) =
-                B::fused_conv2d_backward(x, weight, grad, geometry, node_x.is_some());
+                B::fused_conv2d_backward(x, weight, grad, geometry, need_dx, need_dweight);
             if let (Some(node), Some(dx)) = (node_x, dx) {
                 grads.register::<B>(node.id, dx);
             }
-            if let Some(node) = node_weight {
+            if let (Some(node), Some(dweight)) = (node_weight, dweight) {
                 grads.register::<B>(node.id, dweight);
             }
         }

@@ -109,13 +109,15 @@ fn the_weight_gradient_does_not_depend_on_the_thread_count() {
         1,
         1,
     );
-    let all = forward_backward(conv2d, &conv, &x, &g);
-    let one_thread = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap()
-        .install(|| forward_backward(conv2d, &conv, &x, &g));
-    assert_eq!(all, one_thread);
+    // 13 images make 7 groups: on 8 threads the products themselves run in parallel too.
+    let on_threads = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| forward_backward(conv2d, &conv, &x, &g))
+    };
+    assert_eq!(on_threads(1), on_threads(8));
 }
 
 #[test]
@@ -157,4 +159,22 @@ fn large_images_convolved_band_by_band_agree_with_burn() {
             assert!(err < 1e-5, "stride {stride} {name}: relative error {err}");
         }
     }
+}
+
+#[test]
+fn a_frozen_convolution_still_passes_the_input_gradient_back() {
+    let device = Device::flex().autodiff();
+    let x = Tensor::<4>::random([3, 4, 9, 9], Distribution::Normal(0.0, 1.0), &device);
+    let g = Tensor::<4>::random([3, 5, 9, 9], Distribution::Normal(0.0, 1.0), &device);
+    let weight = Tensor::random([5, 4, 3, 3], Distribution::Normal(0.0, 0.2), &device);
+    let mut conv = layer(weight, 1, 1);
+    conv.weight = conv.weight.set_require_grad(false);
+    let dx = |forward: &dyn Fn(&Conv2d, Tensor<4>) -> Tensor<4>| {
+        let x = x.clone().require_grad();
+        let grads = (forward(&conv, x.clone()) * g.clone()).sum().backward();
+        assert!(conv.weight.val().grad(&grads).is_none());
+        values(x.grad(&grads).unwrap())
+    };
+    let err = relative_error(&dx(&conv2d), &dx(&|c, x| c.forward(x)));
+    assert!(err < 1e-5, "relative error {err}");
 }

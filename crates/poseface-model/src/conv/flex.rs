@@ -82,6 +82,16 @@ impl Dims {
             && g.padding_end == [0, 0]
     }
 
+    /// Whether [`im2col_same_width`] applies: stride 1, output rows as wide as input rows,
+    /// and neither side's padding wider than a row (so a shifted row overlaps the plane).
+    fn same_width(&self) -> bool {
+        let g = &self.geometry;
+        g.stride == [1, 1]
+            && self.ow == self.w
+            && g.padding_begin[1] <= self.w
+            && g.padding_end[1] <= self.w
+    }
+
     fn is_empty(&self) -> bool {
         self.images == 0 || self.output_len() == 0 || self.image_len() == 0
     }
@@ -152,7 +162,7 @@ impl Dims {
 /// [(oh − band start)·ow_n + ow]` is the input at channel `c`, row `oh·s + i − pad`, column
 /// `ow·s + j − pad` (zero outside).
 fn im2col(d: &Dims, image: &[f32], band: Range<usize>, patches: &mut [f32]) {
-    if d.geometry.stride == [1, 1] && d.ow == d.w {
+    if d.same_width() {
         return im2col_same_width(d, image, band, patches);
     }
     let (pixels, ow_n, stride) = (band.len() * d.ow, d.ow, d.geometry.stride[1]);
@@ -197,7 +207,7 @@ fn im2col_same_width(d: &Dims, image: &[f32], band: Range<usize>, patches: &mut 
         let plane = &image[c * plane_len..][..plane_len];
         for i in 0..d.kh {
             // Output rows of the band whose input row (oh + i − top) is inside the image.
-            let first = band.start.max(top.saturating_sub(i));
+            let first = band.start.max(top.saturating_sub(i)).min(band.end);
             let end = band.end.min((d.h + top).saturating_sub(i)).max(first);
             let (lo, hi) = ((first - band.start) * w, (end - band.start) * w);
             for j in 0..d.kw {
@@ -212,7 +222,7 @@ fn im2col_same_width(d: &Dims, image: &[f32], band: Range<usize>, patches: &mut 
                 let start = ((first + i - top) * w + j) as isize - left as isize;
                 let span = &mut dst[lo..hi];
                 let from = start.max(0) as usize;
-                let to = (start + span.len() as isize).min(plane_len as isize) as usize;
+                let to = ((start + span.len() as isize).min(plane_len as isize) as usize).max(from);
                 let lead = (from as isize - start) as usize;
                 span[..lead].fill(0.0);
                 span[lead..lead + (to - from)].copy_from_slice(&plane[from..to]);
@@ -232,7 +242,7 @@ fn im2col_same_width(d: &Dims, image: &[f32], band: Range<usize>, patches: &mut 
 /// The adjoint of [`im2col`]: adds each patch value of a band back onto the input pixel it
 /// came from. Values that came from padding are dropped (and may be zeroed in `patches`).
 fn col2im(d: &Dims, patches: &mut [f32], band: Range<usize>, image: &mut [f32]) {
-    if d.geometry.stride == [1, 1] && d.ow == d.w {
+    if d.same_width() {
         return col2im_same_width(d, patches, band, image);
     }
     let (pixels, ow_n, stride) = (band.len() * d.ow, d.ow, d.geometry.stride[1]);
@@ -268,7 +278,7 @@ fn col2im_same_width(d: &Dims, patches: &mut [f32], band: Range<usize>, image: &
     for c in 0..d.channels {
         let plane = &mut image[c * plane_len..][..plane_len];
         for i in 0..d.kh {
-            let first = band.start.max(top.saturating_sub(i));
+            let first = band.start.max(top.saturating_sub(i)).min(band.end);
             let end = band.end.min((d.h + top).saturating_sub(i)).max(first);
             let (lo, hi) = ((first - band.start) * w, (end - band.start) * w);
             if lo == hi {
@@ -286,7 +296,7 @@ fn col2im_same_width(d: &Dims, patches: &mut [f32], band: Range<usize>, image: &
                 }
                 let start = ((first + i - top) * w + j) as isize - left as isize;
                 let from = start.max(0) as usize;
-                let to = (start + span.len() as isize).min(plane_len as isize) as usize;
+                let to = ((start + span.len() as isize).min(plane_len as isize) as usize).max(from);
                 let lead = (from as isize - start) as usize;
                 let span = &span[lead..lead + (to - from)];
                 for (p, v) in plane[from..to].iter_mut().zip(span) {
@@ -427,7 +437,8 @@ impl ConvBackwardKernel for Flex {
         grad: FlexTensor,
         geometry: ConvGeometry,
         input_grad: bool,
-    ) -> (Option<FlexTensor>, FlexTensor) {
+        weight_grad: bool,
+    ) -> (Option<FlexTensor>, Option<FlexTensor>) {
         let d = Dims::new(&x, &weight, geometry);
         let (rows, pixels) = (d.patch_rows(), d.pixels());
         let mut dx = vec![
@@ -464,27 +475,30 @@ impl ConvBackwardKernel for Flex {
                         let grad = &gs[image * d.output_len()..][..d.output_len()];
                         for (b, band) in d.bands().enumerate() {
                             let band_pixels = band.len() * d.ow;
-                            let patch_data = if d.patches_are_the_image() {
-                                input
-                            } else {
-                                patches.resize(rows * band_pixels, 0.0);
-                                im2col(&d, input, band.clone(), &mut patches);
-                                &patches[..]
-                            };
                             let g = Mat {
                                 data: &grad[band.start * d.ow..],
                                 row_stride: pixels,
                                 column_stride: 1,
                             };
-                            // dW[c_out × rows] += g[c_out × band] · patchesᵀ[band × rows]
-                            let patches_t = Mat {
-                                data: patch_data,
-                                row_stride: 1,
-                                column_stride: band_pixels,
-                            };
-                            let dims = [d.channels_out, rows, band_pixels];
-                            let accumulate = k > 0 || b > 0;
-                            sgemm(dims, &mut dweight, rows, accumulate, g, patches_t, parallel);
+                            if weight_grad {
+                                let patch_data = if d.patches_are_the_image() {
+                                    input
+                                } else {
+                                    patches.resize(rows * band_pixels, 0.0);
+                                    im2col(&d, input, band.clone(), &mut patches);
+                                    &patches[..]
+                                };
+                                // dW[c_out × rows] += g[c_out × band] · patchesᵀ[band × rows]
+                                let patches_t = Mat {
+                                    data: patch_data,
+                                    row_stride: 1,
+                                    column_stride: band_pixels,
+                                };
+                                let dims = [d.channels_out, rows, band_pixels];
+                                let dw = &mut dweight;
+                                let accumulate = k > 0 || b > 0;
+                                sgemm(dims, dw, rows, accumulate, g, patches_t, parallel);
+                            }
                             if let Some(dx) = dx.as_deref_mut() {
                                 // d patches[rows × band] = Wᵀ[rows × c_out] · g[c_out × band]
                                 let weights_t = Mat {
@@ -512,7 +526,8 @@ impl ConvBackwardKernel for Flex {
             }
         }
         let dx = input_grad.then(|| FlexTensor::from_data(TensorData::new(dx, x.shape())));
-        let dweight = FlexTensor::from_data(TensorData::new(dweight, weight.shape()));
+        let dweight =
+            weight_grad.then(|| FlexTensor::from_data(TensorData::new(dweight, weight.shape())));
         (dx, dweight)
     }
 }
@@ -575,6 +590,13 @@ mod tests {
             ([2, 2], [3, 3], [1, 1], [1, 1], [1, 1]),
             ([4, 6], [3, 3], [1, 1], [0, 2], [2, 0]),
             ([1, 5], [3, 3], [1, 1], [1, 1], [1, 1]),
+            // A kernel larger than the image, padding taller than a band of one row.
+            ([1, 1], [5, 5], [1, 1], [2, 2], [2, 2]),
+            ([2, 3], [5, 5], [1, 1], [2, 2], [2, 2]),
+            // Horizontal padding wider than the image (the general path).
+            ([1, 1], [3, 3], [1, 1], [1, 2], [1, 0]),
+            ([1, 1], [3, 3], [1, 1], [1, 0], [1, 2]),
+            ([3, 7], [3, 3], [3, 3], [1, 1], [1, 1]),
         ];
         for (input, kernel, stride, padding_begin, padding_end) in cases {
             let geometry = ConvGeometry {
@@ -588,13 +610,21 @@ mod tests {
             let mut patches = vec![f32::NAN; d.patch_rows() * d.pixels()];
             im2col(&d, &image, 0..d.oh, &mut patches);
             assert_eq!(patches, expected, "{geometry:?} {input:?} {kernel:?}");
-            // A band of output rows holds those rows' columns of every patch row.
-            let band = 1.min(d.oh - 1)..d.oh.min(3);
-            let mut band_patches = vec![f32::NAN; d.patch_rows() * band.len() * d.ow];
-            im2col(&d, &image, band.clone(), &mut band_patches);
-            for (row, values) in band_patches.chunks(band.len() * d.ow).enumerate() {
-                let full = &patches[row * d.pixels() + band.start * d.ow..][..values.len()];
-                assert_eq!(values, full, "{geometry:?} {input:?} {kernel:?} row {row}");
+            // A band of output rows holds those rows' columns of every patch row (every
+            // one-row band, and one of up to two rows from the second).
+            let bands = (0..d.oh)
+                .map(|oh| oh..oh + 1)
+                .chain(std::iter::once(1.min(d.oh - 1)..d.oh.min(3)));
+            for band in bands {
+                let mut band_patches = vec![f32::NAN; d.patch_rows() * band.len() * d.ow];
+                im2col(&d, &image, band.clone(), &mut band_patches);
+                for (row, values) in band_patches.chunks(band.len() * d.ow).enumerate() {
+                    let full = &patches[row * d.pixels() + band.start * d.ow..][..values.len()];
+                    assert_eq!(
+                        values, full,
+                        "{geometry:?} {input:?} {kernel:?} {band:?} {row}"
+                    );
+                }
             }
             // ⟨im2col(x), p⟩ = ⟨x, col2im(p)⟩ for the adjoint, with p the patch indices.
             let p: Vec<f32> = (0..patches.len()).map(|v| (v % 13) as f32 - 6.0).collect();
