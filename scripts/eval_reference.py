@@ -79,7 +79,10 @@ def ten_fold(dist, issame, far_target=1e-3):
 def roc_reference(issame, scores):
     fpr, tpr, thr = roc_curve(issame.astype(int), scores)
     fars = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
-    tar = [float(tpr[np.argmin(np.abs(fpr - x))]) for x in fars]
+    # As insightface's IJB evaluation: the curve reversed, then the first point with the
+    # nearest FPR, i.e. the largest TPR at that FPR.
+    rfpr, rtpr = np.flipud(fpr), np.flipud(tpr)
+    tar = [float(rtpr[np.argmin(np.abs(rfpr - x))]) for x in fars]
     return {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "tar_at_far": tar}
 
 

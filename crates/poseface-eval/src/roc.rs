@@ -233,13 +233,16 @@ struct Run {
 
 impl Roc {
     /// TAR at each target FAR, read as insightface's IJB evaluation does: the TPR of the ROC
-    /// point whose FPR is nearest the target (the first such point on ties).
+    /// point whose FPR is nearest the target, the last such point on ties. insightface
+    /// reverses the curve and then takes the first nearest point, "the largest TPR at the
+    /// same FPR": a vertical step of the curve has its foot and its top at one FPR, and the
+    /// top is read.
     pub fn tar_at_far(&self, fars: &[f64]) -> Vec<f64> {
         fars.iter()
             .map(|&target| {
                 let mut best = 0;
                 for (k, f) in self.fpr.iter().enumerate() {
-                    if (f - target).abs() < (self.fpr[best] - target).abs() {
+                    if (f - target).abs() <= (self.fpr[best] - target).abs() {
                         best = k;
                     }
                 }
@@ -281,7 +284,10 @@ mod tests {
         assert_eq!(r.tpr, vec![0.0, 0.5, 0.5, 1.0, 1.0]);
         let third = 1.0 / 3.0;
         assert_eq!(r.fpr, vec![0.0, 0.0, third, 2.0 * third, 1.0]);
-        assert_eq!(r.tar_at_far(&[0.0, 0.3, 0.9]), vec![0.0, 0.5, 1.0]);
+        // FAR 0 is nearest the first two points, (0, 0) and (0, .5): the top of the step.
+        assert_eq!(r.tar_at_far(&[0.0, 0.3, 0.9]), vec![0.5, 0.5, 1.0]);
+        // Equally far from 1/3 and 2/3: the later point, as the reversed curve's first.
+        assert_eq!(r.tar_at_far(&[0.5]), vec![1.0]);
         assert!((r.auc() - (third * 0.5 + third * 0.75 + third)).abs() < 1e-12);
     }
 

@@ -149,6 +149,17 @@ impl Embedder {
         flip: bool,
         batch: usize,
     ) -> Result<Vec<f32>, TrainError> {
+        self.embed_images_with_progress(faces, flip, batch, &|_, _| {})
+    }
+
+    /// [`Embedder::embed_images`], calling `progress(faces done, faces)` after each batch.
+    pub fn embed_images_with_progress(
+        &self,
+        faces: &[RgbImage],
+        flip: bool,
+        batch: usize,
+        progress: &dyn Fn(usize, usize),
+    ) -> Result<Vec<f32>, TrainError> {
         let per = 3 * ALIGNED * ALIGNED;
         let mut chw = vec![0f32; faces.len() * per];
         for (k, (face, out)) in faces.iter().zip(chw.chunks_exact_mut(per)).enumerate() {
@@ -161,7 +172,7 @@ impl Embedder {
             }
             normalise_chw(face, out);
         }
-        Ok(self.embed_normalised(&chw, flip, batch))
+        self.try_embed_normalised_with_progress(&chw, flip, batch, progress)
     }
 
     /// Backbone, then DREAM's block or the fused pose-aware heads when present.
@@ -190,8 +201,21 @@ impl Embedder {
         flip: bool,
         batch: usize,
     ) -> Result<Vec<f32>, TrainError> {
+        self.try_embed_normalised_with_progress(chw, flip, batch, &|_, _| {})
+    }
+
+    /// [`Embedder::try_embed_normalised`], calling `progress(faces done, faces)` after each
+    /// batch.
+    pub fn try_embed_normalised_with_progress(
+        &self,
+        chw: &[f32],
+        flip: bool,
+        batch: usize,
+        progress: &dyn Fn(usize, usize),
+    ) -> Result<Vec<f32>, TrainError> {
         let per = 3 * ALIGNED * ALIGNED;
-        let mut out = Vec::with_capacity(chw.len() / per * self.dim());
+        let faces = chw.len() / per;
+        let mut out = Vec::with_capacity(faces * self.dim());
         for chunk in chw.chunks(per * batch.max(1)) {
             let n = chunk.len() / per;
             let x = Tensor::<4>::from_data(
@@ -204,6 +228,7 @@ impl Embedder {
                 e = e + self.forward(x.flip([3]));
             }
             out.extend(to_vec(e)?);
+            progress(out.len() / self.dim().max(1), faces);
         }
         Ok(out)
     }

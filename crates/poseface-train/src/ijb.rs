@@ -212,11 +212,13 @@ fn subjects(ids: &[u64], t1: &[u64], t2: &[u64], labels: &[u8]) -> Result<Vec<us
     Ok((0..ids.len()).map(|i| root(&mut parent, i)).collect())
 }
 
-/// Markdown lines for a report (TAR at 1e-4 … 1e-1 and the AUC).
+/// Markdown lines for a report: TAR at 1e-6 … 1e-1 and the AUC, and how small a FAR the
+/// impostor pairs resolve.
 pub fn markdown(report: &IjbReport) -> String {
     let mut text = format!(
         "\n## {} 1:1 ({} images, {} templates, {} genuine and {} impostor pairs, {} pairs)\n\n\
-         | FAR | 1e-4 | 1e-3 | 1e-2 | 1e-1 | AUC |\n|---|---|---|---|---|---|\n| TAR |",
+         | FAR | 1e-6 | 1e-5 | 1e-4 | 1e-3 | 1e-2 | 1e-1 | AUC |\n\
+         |---|---|---|---|---|---|---|---|\n| TAR |",
         report.target,
         report.images,
         report.templates,
@@ -227,13 +229,20 @@ pub fn markdown(report: &IjbReport) -> String {
             IjbPairs::All => "all template",
         }
     );
-    for far in [1e-4, 1e-3, 1e-2, 1e-1] {
+    for far in IJB_FARS {
         let cell = report
             .tar(far)
             .map_or("–".into(), |t| format!("{:.2}%", 100.0 * t));
         text.push_str(&format!(" {cell} |"));
     }
     text.push_str(&format!(" {:.4} |\n", report.auc));
+    if report.impostors > 0 {
+        text.push_str(&format!(
+            "\nOne impostor pair is a FAR of {:.1e}: a TAR at a smaller FAR is read at the \
+             curve's first step and means little.\n",
+            1.0 / report.impostors as f64
+        ));
+    }
     text
 }
 
@@ -285,6 +294,6 @@ mod tests {
         };
         assert_eq!(r.tar(1e-3), Some(0.75));
         assert_eq!(r.tar(1e-2), None);
-        assert!(markdown(&r).contains("| TAR | 50.00% | 75.00% | – | – | 0.9000 |"));
+        assert!(markdown(&r).contains("| TAR | – | – | 50.00% | 75.00% | – | – | 0.9000 |"));
     }
 }

@@ -131,7 +131,19 @@ impl VerificationSet {
 
     /// Embeds every image and its mirror and scores the pairs.
     pub fn evaluate(&self, embedder: &Embedder, batch: usize) -> Result<VerifyReport, TrainError> {
-        let sums = embedder.embed_normalised(&self.images, true, batch);
+        self.evaluate_with_progress(embedder, batch, &|_, _| {})
+    }
+
+    /// [`VerificationSet::evaluate`], calling `progress(images embedded, images)` after each
+    /// batch.
+    pub fn evaluate_with_progress(
+        &self,
+        embedder: &Embedder,
+        batch: usize,
+        progress: &dyn Fn(usize, usize),
+    ) -> Result<VerifyReport, TrainError> {
+        let sums =
+            embedder.try_embed_normalised_with_progress(&self.images, true, batch, progress)?;
         let zeros = vec![0f32; sums.len()];
         // `fuse_flip` of the sum and zeros is `normalize(e + e_flip)`.
         self.score(&fuse_flip(&sums, &zeros, embedder.dim())?, embedder.dim())
@@ -193,8 +205,9 @@ impl VerificationSet {
     }
 }
 
-/// Writes `report.md`, `roc.svg`, `pose_accuracy.svg` and `scores_<set>.svg` (each plot with
-/// its PNG) into `dir`: the model's reports beside the raw-pixel baseline's.
+/// Writes `report.md`, `report.json` (`{"title", "sets", "raw_pixels"}`), `roc.svg`,
+/// `pose_accuracy.svg` and `scores_<set>.svg` (each plot with its PNG) into `dir`: the
+/// model's reports beside the raw-pixel baseline's.
 pub fn write_report(
     dir: &Path,
     title: &str,
@@ -217,6 +230,13 @@ pub fn write_report(
     poseface_data::fsutil::write_atomic(
         &dir.join("report.md"),
         poseface_eval::report::markdown(title, &sets, &base).as_bytes(),
+    )?;
+    let json = serde_json::json!({"title": title, "sets": model, "raw_pixels": baseline});
+    poseface_data::fsutil::write_atomic(
+        &dir.join("report.json"),
+        serde_json::to_string_pretty(&json)
+            .map_err(|e| TrainError::Data(format!("{}: {e}", dir.display())))?
+            .as_bytes(),
     )?;
     poseface_eval::report::roc_svg(&sets, &dir.join("roc.svg"))?;
     if let Some(i) = sets.iter().position(|s| s.by_pose.is_some()) {

@@ -529,6 +529,11 @@ fn train_then_embed_then_verify_a_tiny_run() {
     let ours = v["accuracy_mean"].as_f64().unwrap();
     let run = summary["verification"][0]["accuracy"].as_f64().unwrap();
     assert!((ours - run).abs() < 1e-9, "{ours} vs {run}");
+    // The run's own report, with its JSON beside it.
+    let own: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(own["sets"][0]["accuracy"].as_f64(), Some(run));
+    assert!(run_dir.join("report.md").is_file() && run_dir.join("roc.png").is_file());
 
     // `eval` gives the same figure and writes the report with its plots.
     let report = tmp.path().join("report");
@@ -642,7 +647,14 @@ fn train_then_embed_then_verify_a_tiny_run() {
         all["genuine"].as_u64().unwrap() + all["impostors"].as_u64().unwrap(),
         t * (t - 1) / 2
     );
-    assert!(ijb_report.join("report.json").is_file());
+    for file in ["report.json", "ijb_roc.svg", "ijb_roc.png"] {
+        assert!(ijb_report.join(file).is_file(), "{file}");
+    }
+    let md = std::fs::read_to_string(ijb_report.join("report.md")).unwrap();
+    assert!(
+        md.contains("| FAR | 1e-6 | 1e-5 |") && md.contains("ijb_roc.svg"),
+        "{md}"
+    );
 
     // `report` reads the run and the evaluation written under it.
     let results = tmp.path().join("compare/RESULTS.md");

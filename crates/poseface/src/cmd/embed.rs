@@ -117,7 +117,12 @@ pub fn run(a: EmbedArgs) -> Result<()> {
         bail!("no faces to embed");
     }
     let rows = faces.len();
-    let values = embedder.embed_images(&faces, a.flip, a.batch)?;
+    let bar = super::progress_bar("embedding", false);
+    let values = embedder.embed_images_with_progress(&faces, a.flip, a.batch, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
     write_npy(&a.out, &values, rows, embedder.dim())?;
     let side = a.out.with_extension(format!("{}.txt", side_file.0));
     poseface_data::fsutil::write_atomic(&side, side_file.1.as_bytes())?;

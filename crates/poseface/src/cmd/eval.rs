@@ -31,7 +31,7 @@ pub struct EvalArgs {
     /// not just the listed pairs: resolves small FARs on a small set.
     #[arg(long, requires = "ijb")]
     all_pairs: bool,
-    /// Where `report.md`, `roc.svg` and `pose_accuracy.svg` go (default: `RUN/eval`).
+    /// Where `report.md`, `report.json` and the plots go (default: `RUN/eval`).
     #[arg(long)]
     report: Option<PathBuf>,
     /// Faces per forward pass.
@@ -58,7 +58,17 @@ pub fn run(a: EvalArgs) -> Result<()> {
         if set.is_empty() {
             bail!("{}: no pairs", bin.display());
         }
-        reports.push(set.evaluate(&embedder, a.batch)?);
+        let name = bin
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        let bar = super::progress_bar(&format!("embedding {name}"), a.json);
+        reports.push(
+            set.evaluate_with_progress(&embedder, a.batch, &|done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })?,
+        );
+        bar.finish_and_clear();
         baselines.push(set.pixel_baseline(input_size, &device)?);
     }
     if !reports.is_empty() {
@@ -136,7 +146,8 @@ pub fn run(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// IJB 1:1 of the run; adds its table to `dir/report.md`.
+/// IJB 1:1 of the run; adds its table to `dir/report.md` and its ROC as `dir/ijb_roc.svg`
+/// (and PNG).
 fn run_ijb(
     embedder: &Embedder,
     root: &std::path::Path,
@@ -166,6 +177,14 @@ fn run_ijb(
         std::fs::read_to_string(&path).unwrap_or(fresh)
     };
     text.push_str(&markdown(&report));
+    let plot = "ijb_roc.svg";
+    let curve: Vec<(f64, f64)> = report.curve.iter().map(|t| (t.far, t.tar)).collect();
+    if !curve.is_empty() {
+        let series = [(format!("{} (AUC {:.4})", report.target, report.auc), curve)];
+        let title = format!("{} 1:1 ROC", report.target);
+        poseface_eval::report::tar_far_svg(&title, &series, 1e-5, &dir.join(plot))?;
+        text.push_str(&format!("\n![{} ROC]({plot})\n", report.target));
+    }
     poseface_data::fsutil::write_atomic(&path, text.as_bytes())?;
     Ok(report)
 }
