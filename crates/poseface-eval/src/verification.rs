@@ -2,7 +2,9 @@
 //! `verification.py` computes it.
 //!
 //! Pair `k` is rows `2k` and `2k + 1` of the embeddings. Distances are squared L2 between
-//! the (already normalised) embeddings. Folds are contiguous, sized like scikit-learn's
+//! the (already normalised) embeddings, summed in `f64`; insightface sums float32 values in
+//! NumPy's pairwise order, so a distance within about 1e-7 of a threshold (0.01 apart) may
+//! fall on the other side of it there. Folds are contiguous, sized like scikit-learn's
 //! `KFold(n_splits, shuffle=False)` (the first `n % folds` folds one pair larger). For each
 //! fold the threshold among `0, 0.01, …, 3.99` with the best accuracy on the other folds (the
 //! first one on ties) is applied to the fold; accuracy is reported as mean ± population std.
