@@ -1,6 +1,16 @@
 #!/usr/bin/env python3
 """Golden values for the margin-softmax heads of poseface-loss (our own script).
 
+Each case is written from the published definition it reproduces, not from our Rust code:
+"arcface" (and curricularface, magface, paa_*) follow the ArcFace class of insightface's
+arcface_torch (2021): cos(theta + m) with the fallback cos(theta) - m sin(m) where
+cos(theta) <= cos(pi - m), differentiated; "*_straight_through" follow arcface_torch's
+current CombinedMarginLoss: acos, + m2, cos computed under no_grad (no fallback), - m3 for
+"combined", the gradient that of the plain cosine; "*_filtered" add its
+interclass_filtering_threshold (non-target cosines above it set to 0 under no_grad). The
+loss is arcface_torch's DistCrossEntropy: each sample's probability floored at 1e-30 in the
+value (loss at most -ln 1e-30), the gradient (softmax - onehot) / batch.
+
 What it produces
 ----------------
 One JSON file (default crates/poseface-loss/tests/fixtures/heads.json) with a
@@ -69,6 +79,20 @@ def arc_target(tc, m):
     return torch.where(tc > torch.cos(math.pi - m).detach(), main, fallback)
 
 
+def no_grad_margin(tc, m1, m2, m3):
+    """arcface_torch's CombinedMarginLoss: the margin added without gradient, no fallback."""
+    with torch.no_grad():
+        shifted = torch.cos(m1 * torch.acos(tc) + m2) - m3
+    return tc + (shifted - tc.detach())
+
+
+def capped_cross_entropy(logits, labels):
+    """Mean cross-entropy, each sample's value capped at -ln 1e-30, gradient unchanged."""
+    per = F.cross_entropy(logits, labels, reduction="none")
+    cap = -math.log(1e-30)
+    return (per + (per.clamp(max=cap) - per).detach()).mean()
+
+
 def replace_target(cos, onehot, new_target):
     return torch.where(onehot, new_target[:, None].expand_as(cos), cos)
 
@@ -102,6 +126,10 @@ def run_head(name, params, x, w, labels, euler):
     a = x.norm(dim=1)
     onehot = F.one_hot(labels, C).bool()
     tc = cos.gather(1, labels[:, None]).squeeze(1)
+    if params.get("filter", 0.0) > 0.0:
+        with torch.no_grad():
+            dirty = (cos > params["filter"]) & ~onehot
+        cos = cos * (1.0 - dirty.to(cos.dtype))
     s = params["s"]
     extra, add = {}, 0.0
     if name == "softmax":
@@ -112,13 +140,20 @@ def run_head(name, params, x, w, labels, euler):
         k = torch.floor(m * th.detach() / math.pi)
         psi = (-1.0) ** k * torch.cos(m * th) - 2.0 * k
         out = replace_target(cos, onehot, psi)
-    elif name == "cosface":
+    elif name in ("cosface", "cosface_filtered"):
         out = replace_target(cos, onehot, tc - params["m"])
-    elif name == "arcface":
+    elif name in ("arcface", "arcface_filtered"):
         out = replace_target(cos, onehot, arc_target(tc, params["m"]))
     elif name == "arcface_straight_through":
-        t = tc + (arc_target(tc, params["m"]) - tc).detach()
+        out = replace_target(cos, onehot, no_grad_margin(tc, 1.0, params["m"], 0.0))
+    elif name == "combined_straight_through":
+        t = no_grad_margin(tc, params["m1"], params["m2"], params["m3"])
         out = replace_target(cos, onehot, t)
+    elif name == "paa_threshold_straight_through":
+        r = paa_ratio(params["mapping"], euler)
+        m_i = torch.tensor(params["m_b"] + r * params["delta_m"], dtype=torch.float64)
+        out = replace_target(cos, onehot, no_grad_margin(tc, 1.0, m_i, 0.0))
+        extra["margins"] = m_i.tolist()
     elif name == "combined":
         m1, m2, m3 = params["m1"], params["m2"], params["m3"]
         th = torch.acos(torch.clamp(tc, -1 + ANGLE_EPS, 1 - ANGLE_EPS))
@@ -162,7 +197,7 @@ def run_head(name, params, x, w, labels, euler):
     else:
         raise ValueError(name)
     logits = s * out
-    loss = F.cross_entropy(logits, labels) + add
+    loss = capped_cross_entropy(logits, labels) + add
     return logits, loss, extra
 
 
@@ -186,6 +221,13 @@ CASES = [
                        "mapping": {"kind": "frequency",
                                    "edges": [0.0, 15.0, 30.0, 45.0, 60.0, 75.0, 90.0],
                                    "probabilities": [0.40, 0.25, 0.15, 0.10, 0.06, 0.04]}}),
+    ("combined_straight_through", {"s": 64.0, "m1": 1.0, "m2": 0.3, "m3": 0.2,
+                                   "gradient": "straight-through"}),
+    ("paa_threshold_straight_through", {"s": 64.0, "m_b": 0.5, "delta_m": 0.2,
+                                        "gradient": "straight-through",
+                                        "mapping": {"kind": "threshold", "yaw_limit": 60.0}}),
+    ("arcface_filtered", {"s": 64.0, "m": 0.5, "filter": 0.3}),
+    ("cosface_filtered", {"s": 64.0, "m": 0.4, "filter": 0.3}),
 ]
 
 
@@ -228,7 +270,7 @@ def main():
                 "grad_x": x.grad.tolist(), "grad_w": w.grad.tolist()}
         if "state" in extra:
             case["state"] = extra["state"]
-        if name.startswith("paa_"):
+        if "margins" in extra and name.startswith("paa_"):
             case["margins"] = extra["margins"]
         doc["cases"].append(case)
         info = ""

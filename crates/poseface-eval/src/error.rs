@@ -18,8 +18,12 @@ pub enum EvalError {
 }
 
 /// Fails on the first NaN or infinite value, naming its row (`dim` values per row) as `what`.
-pub(crate) fn check_finite(values: &[f32], dim: usize, what: &str) -> Result<(), EvalError> {
-    match values.iter().position(|v| !v.is_finite()) {
+pub(crate) fn check_finite<T: Copy + Into<f64> + std::fmt::Display>(
+    values: &[T],
+    dim: usize,
+    what: &str,
+) -> Result<(), EvalError> {
+    match values.iter().position(|&v| !v.into().is_finite()) {
         Some(i) => Err(EvalError::NonFinite(format!(
             "{what} {} has {}",
             i / dim.max(1),

@@ -47,4 +47,4 @@ pub mod verification;
 pub use error::EvalError;
 pub use probe::{ProbeFit, ridge_probe};
 pub use roc::{IJB_FARS, Roc, roc_curve};
-pub use verification::{VerificationResult, fuse_flip, verify, verify_distances};
+pub use verification::{VerificationResult, fuse_flip, fuse_flip_f64, verify, verify_distances};

@@ -2,9 +2,10 @@
 //! `verification.py` computes it.
 //!
 //! Pair `k` is rows `2k` and `2k + 1` of the embeddings. Distances are squared L2 between
-//! the (already normalised) embeddings, summed in `f64`; insightface sums float32 values in
-//! NumPy's pairwise order, so a distance within about 1e-7 of a threshold (0.01 apart) may
-//! fall on the other side of it there. Folds are contiguous, sized like scikit-learn's
+//! the (already normalised) embeddings, in `f64`: insightface's `test()` copies the network's
+//! float32 outputs into float64 arrays, so the image + mirror sum ([`fuse_flip_f64`]), the
+//! normalisation and the distances are all double precision there (only the summation order
+//! differs, far below the thresholds' 0.01 spacing). Folds are contiguous, sized like scikit-learn's
 //! `KFold(n_splits, shuffle=False)` (the first `n % folds` folds one pair larger). For each
 //! fold the threshold among `0, 0.01, …, 3.99` with the best accuracy on the other folds (the
 //! first one on ties) is applied to the fold; accuracy is reported as mean ± population std.
@@ -56,9 +57,12 @@ pub fn fold_ranges(n: usize, folds: usize) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-/// Squared L2 distance of each pair (rows `2k`, `2k + 1` of `embeddings`, `dim` wide),
-/// accumulated in `f64`.
-pub fn pair_distances(embeddings: &[f32], dim: usize) -> Result<Vec<f64>, EvalError> {
+/// Squared L2 distance of each pair (rows `2k`, `2k + 1` of `embeddings`, `f32` or `f64`,
+/// `dim` wide), accumulated in `f64`.
+pub fn pair_distances<T: Copy + Into<f64> + std::fmt::Display>(
+    embeddings: &[T],
+    dim: usize,
+) -> Result<Vec<f64>, EvalError> {
     if dim == 0 || !embeddings.len().is_multiple_of(2 * dim) {
         return Err(EvalError::Mismatch(format!(
             "{} values are not whole pairs of {dim}-d embeddings",
@@ -72,8 +76,8 @@ pub fn pair_distances(embeddings: &[f32], dim: usize) -> Result<Vec<f64>, EvalEr
             p[..dim]
                 .iter()
                 .zip(&p[dim..])
-                .map(|(a, b)| {
-                    let d = *a as f64 - *b as f64;
+                .map(|(&a, &b)| {
+                    let d = a.into() - b.into();
                     d * d
                 })
                 .sum()
@@ -251,17 +255,21 @@ pub fn verify_distances(
 
 /// The 10-fold protocol with VAL@FAR=1e-3 on normalised embeddings (`dim` wide, pair `k`
 /// = rows `2k`, `2k+1`), as insightface evaluates a `.bin` set.
-pub fn verify(
-    embeddings: &[f32],
+pub fn verify<T: Copy + Into<f64> + std::fmt::Display>(
+    embeddings: &[T],
     dim: usize,
     issame: &[bool],
 ) -> Result<VerificationResult, EvalError> {
     verify_distances(&pair_distances(embeddings, dim)?, issame, 10, 1e-3)
 }
 
-/// Rows of `embeddings` + their flipped-image embeddings, L2-normalised: insightface's
-/// `normalize(e + e_flip)`.
-pub fn fuse_flip(embeddings: &[f32], flipped: &[f32], dim: usize) -> Result<Vec<f32>, EvalError> {
+/// Rows of `embeddings` + their flipped-image embeddings, summed and L2-normalised in
+/// `f64`: insightface's `normalize(e + e_flip)` on the float64 copies its `test()` makes.
+pub fn fuse_flip_f64(
+    embeddings: &[f32],
+    flipped: &[f32],
+    dim: usize,
+) -> Result<Vec<f64>, EvalError> {
     if embeddings.len() != flipped.len() || dim == 0 || !embeddings.len().is_multiple_of(dim) {
         return Err(EvalError::Mismatch(format!(
             "{} and {} values for {dim}-d rows",
@@ -269,25 +277,49 @@ pub fn fuse_flip(embeddings: &[f32], flipped: &[f32], dim: usize) -> Result<Vec<
             flipped.len()
         )));
     }
-    Ok(embeddings
-        .chunks_exact(dim)
-        .zip(flipped.chunks_exact(dim))
-        .flat_map(|(a, b)| {
-            let s: Vec<f32> = a.iter().zip(b).map(|(x, y)| x + y).collect();
-            let n = s
-                .iter()
-                .map(|v| (*v as f64) * (*v as f64))
-                .sum::<f64>()
-                .sqrt()
-                .max(1e-12);
-            s.into_iter().map(move |v| (v as f64 / n) as f32)
-        })
+    let mut out = Vec::with_capacity(embeddings.len());
+    for (a, b) in embeddings.chunks_exact(dim).zip(flipped.chunks_exact(dim)) {
+        let start = out.len();
+        out.extend(a.iter().zip(b).map(|(&x, &y)| f64::from(x) + f64::from(y)));
+        normalise_f64(&mut out[start..]);
+    }
+    Ok(out)
+}
+
+/// Divides `row` by `max(‖row‖, 1e-12)`, as scikit-learn's `normalize` (which leaves zero rows
+/// as they are) and PyTorch's `F.normalize` do.
+pub fn normalise_f64(row: &mut [f64]) {
+    let n = row.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
+    row.iter_mut().for_each(|v| *v /= n);
+}
+
+/// [`fuse_flip_f64`] rounded to `f32`, for callers that store embeddings in single precision.
+pub fn fuse_flip(embeddings: &[f32], flipped: &[f32], dim: usize) -> Result<Vec<f32>, EvalError> {
+    Ok(fuse_flip_f64(embeddings, flipped, dim)?
+        .into_iter()
+        .map(|v| v as f32)
         .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mirror_is_added_and_normalised_in_double_precision() {
+        // 2^24 + 1 is not a float32: a single-precision sum would make both components equal.
+        let big = 16_777_216f32;
+        let out = fuse_flip_f64(&[big, big], &[1.0, 0.0], 2).unwrap();
+        let n = (16_777_217f64.powi(2) + 16_777_216f64.powi(2)).sqrt();
+        assert_eq!(out, vec![16_777_217.0 / n, 16_777_216.0 / n]);
+        assert!(out[0] > out[1]);
+        // A zero row stays zero, as scikit-learn's `normalize` leaves it.
+        assert_eq!(
+            fuse_flip_f64(&[0.0; 2], &[0.0; 2], 2).unwrap(),
+            vec![0.0; 2]
+        );
+        assert!(fuse_flip_f64(&[1.0; 3], &[1.0; 2], 2).is_err());
+    }
 
     #[test]
     fn folds_are_sized_like_kfold() {

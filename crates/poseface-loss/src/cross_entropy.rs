@@ -3,7 +3,16 @@
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor};
 
+/// The largest per-sample loss reported: `−ln 1e-30`. `arcface_torch`'s distributed
+/// cross-entropy floors each sample's probability at 1e-30 before the log.
+pub const MAX_SAMPLE_LOSS: f64 = 69.077_552_789_821_37;
+
 /// Mean softmax cross-entropy of `logits` against integer `labels`.
+///
+/// Each sample's loss is reported capped at [`MAX_SAMPLE_LOSS`], as `arcface_torch` reports
+/// it, while its gradient stays that of the uncapped loss, `(softmax − onehot)/batch`, as
+/// `arcface_torch`'s own backward computes it: the cap changes logged values of hopeless
+/// samples (early in training at `s = 64`), never the update.
 ///
 /// # Shapes
 /// - `logits`: `[batch, classes]`
@@ -12,8 +21,9 @@ use burn::tensor::{Int, Tensor};
 pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
     let [batch, _] = logits.dims();
     let log_p = log_softmax(logits, 1); // [B, C]
-    let picked = log_p.gather(1, labels.reshape([batch, 1])); // [B, 1]
-    picked.mean().neg()
+    let loss = log_p.gather(1, labels.reshape([batch, 1])).neg(); // [B, 1]
+    let capped = loss.clone().detach().clamp_max(MAX_SAMPLE_LOSS);
+    (loss.clone() + (capped - loss.detach())).mean()
 }
 
 /// Cosines between L2-normalised embeddings and L2-normalised class centres, clamped to
@@ -56,6 +66,35 @@ mod tests {
         let loss = cross_entropy(logits, labels).into_scalar::<f32>();
         let expected = -((0.75f32).ln() + (0.5f32).ln()) / 2.0;
         assert!((loss - expected).abs() < 1e-6, "{loss} vs {expected}");
+    }
+
+    #[test]
+    fn a_hopeless_sample_reports_the_cap_and_keeps_its_gradient() {
+        let device = Device::default().autodiff();
+        // Row 0: logits [100, 0], label 1: −ln p = 100 (capped to 69.08), p ≈ e^−100;
+        // row 1: [0, 0], label 0: ln 2.
+        let logits = Tensor::<2>::from_data(
+            TensorData::new(vec![100.0f32, 0.0, 0.0, 0.0], [2, 2]),
+            &device,
+        )
+        .require_grad();
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 0], [2]), &device);
+        let loss = cross_entropy(logits.clone(), labels);
+        let value = loss.clone().into_scalar::<f32>() as f64;
+        let expected = (MAX_SAMPLE_LOSS + 2f64.ln()) / 2.0;
+        assert!((value - expected).abs() < 1e-5, "{value} vs {expected}");
+        let grads = loss.backward();
+        let g = logits
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        // (softmax − onehot)/2: row 0 ≈ [0.5, −0.5], row 1 = [−0.25, 0.25].
+        let want = [0.5f32, -0.5, -0.25, 0.25];
+        for (a, b) in g.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{g:?}");
+        }
     }
 
     #[test]

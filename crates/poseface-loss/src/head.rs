@@ -10,25 +10,32 @@
 //! | `sphereface` | `ψ(θ) = (−1)^k cos(mθ) − 2k`, `k = ⌊mθ/π⌋` | monotone extension of SphereFace's `cos(mθ)` |
 //! | `cosface` | `cos θ − m` | |
 //! | `arcface` | `cos(θ + m)` | |
-//! | `combined` | `cos(m1·θ + m2) − m3` | insightface's combined margin |
+//! | `combined` | `cos(m1·θ + m2) − m3` | the ArcFace paper's combined margin |
 //! | `curricularface` | `cos(θ + m)`; hard negatives `cos θ_j (t + cos θ_j)` | `t` follows the batch's mean target cosine |
 //! | `magface` | `cos(θ + m(a))`, `m(a)` linear in the clamped norm `a` | adds `λ_g·g(a)`, `g(a) = a/u_a² + 1/a` |
 //! | `adaface` | `cos(θ − m·ŝ) − (m + m·ŝ)` | `ŝ` the norm's batch z-score × h, clipped to ±1 |
 //! | `paa` | `cos(θ + m_i)`, `m_i = m_b + r_i·δm` | PoseFace's Pose-Adaptive ArcFace |
 //!
-//! **θ + m > π.** `cos(θ + m)` stops decreasing once `θ + m` passes π, which would reward a
-//! sample for moving *away* from its class. Wherever a margin is added to the angle
-//! (`arcface`, `curricularface`, `magface`, `paa`) the target falls back, for
-//! `cos θ ≤ cos(π − m)`, to `cos θ − m·sin m`, the rule of insightface's ArcFace; `combined`
-//! falls back, when `m1·θ + m2 > π`, to `cos θ − m3 − m2·sin m2` for `m1 = 1` and to the
-//! continuous `cos θ − cos θ_b − 1 − m3` (`θ_b = (π − m2)/m1`) otherwise. SphereFace's `ψ` is monotone
-//! by construction and AdaFace clips its angle to `[ε, π − ε]` as its paper does.
+//! **Gradient of the margin, and θ + m > π.** `cos(θ + m)` stops decreasing once `θ + m`
+//! passes π, which would reward a sample for moving *away* from its class if the formula
+//! were differentiated there. Two behaviours of insightface's `arcface_torch` are offered
+//! ([`MarginGradient`]):
+//! - [`MarginGradient::Full`] (our default) differentiates the margin formula, as the ArcFace
+//!   paper writes it, and wherever a margin is added to the angle (`arcface`,
+//!   `curricularface`, `magface`, `paa`) falls back, for `cos θ ≤ cos(π − m)`, to
+//!   `cos θ − m·sin m`: exactly `arcface_torch`'s original `ArcFace` class. `combined` falls
+//!   back, when `m1·θ + m2 > π`, to `cos θ − m3 − m2·sin m2` for `m1 = 1` and to the
+//!   continuous `cos θ − cos θ_b − 1 − m3` (`θ_b = (π − m2)/m1`) otherwise; this fallback is
+//!   ours (insightface's MXNet code has none), chosen to keep the target monotone.
+//! - [`MarginGradient::StraightThrough`] computes the target `cos(acos(cos θ) + m)` without
+//!   a gradient and without a fallback, and back-propagates as if it were the plain cosine:
+//!   exactly `arcface_torch`'s current `CombinedMarginLoss` for `arcface` (and `paa`, its
+//!   per-sample extension).
 //!
-//! **Gradient of the margin.** insightface's `arcface_torch` computes the angular margin
-//! under `no_grad` (a straight-through estimate: the target's gradient is that of the plain
-//! cosine). Our default, [`MarginGradient::Full`], differentiates the margin formula itself,
-//! as the ArcFace paper writes it; [`MarginGradient::StraightThrough`] reproduces
-//! insightface. Both are tested against PyTorch autograd (`scripts/heads_reference.py`).
+//! SphereFace's `ψ` is monotone by construction and AdaFace clips its angle to
+//! `[ε, π − ε]` as its paper does. `arcface`, `cosface`, `combined` and `paa` also take
+//! `arcface_torch`'s `interclass_filtering_threshold`. All are tested against PyTorch
+//! autograd (`scripts/heads_reference.py`), whose cases follow `arcface_torch`'s classes.
 
 use std::f64::consts::PI;
 
@@ -184,7 +191,18 @@ impl MarginHead {
             .reshape([batch]); // [B]
         let mut regularizer = None;
         let mut margins = None;
-        let mut out = cosine.clone();
+        let filter = self.config.interclass_filtering_threshold();
+        let mut out = if filter > 0.0 {
+            // Non-target cosines above the threshold count as 0, without gradient.
+            let dirty = cosine
+                .clone()
+                .detach()
+                .greater_elem(filter)
+                .bool_and(onehot.clone().bool_not());
+            cosine.clone().mask_fill(dirty, 0.0)
+        } else {
+            cosine.clone()
+        };
         let target = match &self.config {
             MarginHeadConfig::Softmax(_) => tc,
             MarginHeadConfig::SphereFace(c) => {
@@ -200,24 +218,30 @@ impl MarginHead {
             MarginHeadConfig::CosFace(c) => tc - c.m,
             MarginHeadConfig::ArcFace(c) => {
                 let m = Tensor::full([batch], c.m, &device);
-                with_gradient(tc, c.gradient, |tc| arc_target(tc, m))
+                margin_target(tc, m, c.gradient)
             }
             MarginHeadConfig::Combined(c) => {
                 let (m1, m2, m3) = (c.m1, c.m2, c.m3);
-                // Past θ_b = (π − m2)/m1: with m1 = 1, insightface's `cos θ − m3 − m2·sin m2`;
-                // otherwise the continuous, monotone `cos θ − cos θ_b − 1 − m3`.
-                let shift = if m1 == 1.0 {
-                    m3 + m2 * m2.sin()
-                } else {
-                    ((PI - m2) / m1).cos() + 1.0 + m3
-                };
-                with_gradient(tc, c.gradient, |tc| {
-                    let theta = tc.clone().clamp(-1.0 + ANGLE_EPS, 1.0 - ANGLE_EPS).acos();
-                    let past_pi = (theta.clone().detach() * m1 + m2).greater_elem(PI);
-                    let main = (theta * m1 + m2).cos() - m3;
-                    let fallback = tc - shift;
-                    main.mask_where(past_pi, fallback)
-                })
+                match c.gradient {
+                    MarginGradient::Full => {
+                        // Past θ_b = (π − m2)/m1 (our fallback, see the module docs): with
+                        // m1 = 1, `cos θ − m3 − m2·sin m2`; otherwise the continuous
+                        // `cos θ − cos θ_b − 1 − m3`.
+                        let shift = if m1 == 1.0 {
+                            m3 + m2 * m2.sin()
+                        } else {
+                            ((PI - m2) / m1).cos() + 1.0 + m3
+                        };
+                        let theta = tc.clone().clamp(-1.0 + ANGLE_EPS, 1.0 - ANGLE_EPS).acos();
+                        let past_pi = (theta.clone().detach() * m1 + m2).greater_elem(PI);
+                        let main = (theta * m1 + m2).cos() - m3;
+                        let fallback = tc - shift;
+                        main.mask_where(past_pi, fallback)
+                    }
+                    MarginGradient::StraightThrough => {
+                        straight_through(tc, |tc| (tc.clamp(-1.0, 1.0).acos() * m1 + m2).cos() - m3)
+                    }
+                }
             }
             MarginHeadConfig::CurricularFace(c) => {
                 let m = Tensor::full([batch], c.m, &device);
@@ -322,7 +346,7 @@ impl MarginHead {
                     .collect();
                 let margin = Tensor::from_data(TensorData::new(m.clone(), [batch]), &device);
                 margins = Some(m);
-                with_gradient(tc, c.gradient, |tc| arc_target(tc, margin))
+                margin_target(tc, margin, c.gradient)
             }
         };
         let target = target.reshape([batch, 1]).expand([batch, classes]);
@@ -365,15 +389,31 @@ fn with_gradient(
 ) -> Tensor<1> {
     match gradient {
         MarginGradient::Full => f(tc),
+        MarginGradient::StraightThrough => straight_through(tc, f),
+    }
+}
+
+/// `f(cos θ)` forward, the plain cosine's gradient backward.
+fn straight_through(tc: Tensor<1>, f: impl FnOnce(Tensor<1>) -> Tensor<1>) -> Tensor<1> {
+    let shifted = f(tc.clone().detach());
+    tc.clone() + (shifted - tc.detach())
+}
+
+/// The additive angular margin `m` (per sample) on the target cosines: with the full
+/// gradient, [`arc_target`] (the fallback past π included); straight through,
+/// `cos(acos(cos θ) + m)` as `arcface_torch` computes it under `no_grad`, no fallback.
+fn margin_target(tc: Tensor<1>, m: Tensor<1>, gradient: MarginGradient) -> Tensor<1> {
+    match gradient {
+        MarginGradient::Full => arc_target(tc, m),
         MarginGradient::StraightThrough => {
-            let shifted = f(tc.clone().detach());
-            tc.clone() + (shifted - tc.detach())
+            straight_through(tc, |tc| (tc.clamp(-1.0, 1.0).acos() + m).cos())
         }
     }
 }
 
 /// `cos(θ + m)` from the target cosines, per-sample margins `m` (gradient flows through `m`
-/// where it has one), with insightface's fallback `cos θ − m·sin m` past `θ + m = π`.
+/// where it has one), with the fallback `cos θ − m·sin m` past `θ + m = π` of
+/// `arcface_torch`'s original `ArcFace` class.
 ///
 /// `sin θ = √max(1 − cos²θ, 1e-12)`: the floor keeps the gradient finite at `cos θ = ±1`.
 fn arc_target(tc: Tensor<1>, m: Tensor<1>) -> Tensor<1> {

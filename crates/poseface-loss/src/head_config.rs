@@ -14,11 +14,15 @@ use crate::pose_margin::PoseMapping;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MarginGradient {
-    /// Differentiate the margin formula (e.g. `∂cos(θ+m)/∂cos θ = sin(θ+m)/sin θ`).
+    /// Differentiate the margin formula (e.g. `∂cos(θ+m)/∂cos θ = sin(θ+m)/sin θ`), with the
+    /// monotone fallback past `θ + m = π`: the ArcFace paper, and the `ArcFace` class of
+    /// insightface's `arcface_torch` before its `CombinedMarginLoss`.
     #[default]
     Full,
     /// Forward with the margin, backward as if the target were the plain cosine:
-    /// `target = cos θ + stop_gradient(f(cos θ) − cos θ)` (insightface's `no_grad` margin).
+    /// `target = cos θ + stop_gradient(f(cos θ) − cos θ)`, where `f` is the margin formula
+    /// itself (`cos(acos(cos θ) + m)`, no fallback past π): `arcface_torch`'s current
+    /// `CombinedMarginLoss`, which adds the margin under `torch.no_grad()`.
     StraightThrough,
 }
 
@@ -63,6 +67,10 @@ head_config!(
         scale: f64 = 64.0,
         /// Cosine margin `m`.
         m: f64 = 0.4,
+        /// Inter-class filtering (`arcface_torch`'s `interclass_filtering_threshold`): a
+        /// non-target cosine above it counts as 0 (and passes no gradient), for noisy labels
+        /// whose true class shows as a very close "negative". 0 (the default): off.
+        interclass_filtering_threshold: f64 = 0.0,
     }
 );
 head_config!(
@@ -74,10 +82,16 @@ head_config!(
         m: f64 = 0.5,
         /// Margin gradient.
         gradient: MarginGradient = MarginGradient::Full,
+        /// Inter-class filtering (`arcface_torch`'s `interclass_filtering_threshold`): a
+        /// non-target cosine above it counts as 0 (and passes no gradient), for noisy labels
+        /// whose true class shows as a very close "negative". 0 (the default): off.
+        interclass_filtering_threshold: f64 = 0.0,
     }
 );
 head_config!(
-    /// insightface's combined margin `cos(m1·θ + m2) − m3`.
+    /// The combined margin `cos(m1·θ + m2) − m3` of the ArcFace paper and insightface's MXNet
+    /// training code (`arcface_torch`'s `CombinedMarginLoss` does not combine them: with
+    /// `m3 > 0` it applies `m3` alone).
     CombinedConfig {
         /// Logit scale `s`.
         scale: f64 = 64.0,
@@ -89,6 +103,10 @@ head_config!(
         m3: f64 = 0.2,
         /// Margin gradient.
         gradient: MarginGradient = MarginGradient::Full,
+        /// Inter-class filtering (`arcface_torch`'s `interclass_filtering_threshold`): a
+        /// non-target cosine above it counts as 0 (and passes no gradient), for noisy labels
+        /// whose true class shows as a very close "negative". 0 (the default): off.
+        interclass_filtering_threshold: f64 = 0.0,
     }
 );
 head_config!(
@@ -146,6 +164,10 @@ head_config!(
         mapping: PoseMapping = PoseMapping::default(),
         /// Margin gradient.
         gradient: MarginGradient = MarginGradient::Full,
+        /// Inter-class filtering (`arcface_torch`'s `interclass_filtering_threshold`): a
+        /// non-target cosine above it counts as 0 (and passes no gradient), for noisy labels
+        /// whose true class shows as a very close "negative". 0 (the default): off.
+        interclass_filtering_threshold: f64 = 0.0,
     }
 );
 
@@ -220,6 +242,17 @@ impl MarginHeadConfig {
         }
     }
 
+    /// The inter-class filtering threshold (0: off; heads without the option).
+    pub fn interclass_filtering_threshold(&self) -> f64 {
+        match self {
+            Self::CosFace(c) => c.interclass_filtering_threshold,
+            Self::ArcFace(c) => c.interclass_filtering_threshold,
+            Self::Combined(c) => c.interclass_filtering_threshold,
+            Self::Paa(c) => c.interclass_filtering_threshold,
+            _ => 0.0,
+        }
+    }
+
     /// Whether the head reads the embeddings' norms.
     pub fn needs_norms(&self) -> bool {
         matches!(self, Self::MagFace(_) | Self::AdaFace(_))
@@ -244,6 +277,12 @@ impl MarginHeadConfig {
         };
         let s = self.scale();
         check("scale", s, s > 0.0)?;
+        let filter = self.interclass_filtering_threshold();
+        check(
+            "interclass_filtering_threshold",
+            filter,
+            (0.0..=1.0).contains(&filter),
+        )?;
         let margin = |field: &str, m: f64| check(field, m, (0.0..PI).contains(&m));
         match self {
             Self::Softmax(_) => Ok(()),

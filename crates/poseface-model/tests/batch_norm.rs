@@ -3,7 +3,7 @@
 
 mod common;
 
-use burn::module::Param;
+use burn::module::{Param, RunningState};
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Distribution, Tensor};
 use common::{relative_error, values};
@@ -47,7 +47,7 @@ fn train_step(
 }
 
 #[test]
-fn training_batch_norm_matches_pytorch_and_updates_running_statistics_as_burn() {
+fn training_batch_norm_matches_pytorch_and_updates_running_statistics_as_pytorch() {
     let device = Device::flex().autodiff();
     let bn = reference_layer(&device);
     let x = tensor::<4>("x", &device);
@@ -63,22 +63,39 @@ fn training_batch_norm_matches_pytorch_and_updates_running_statistics_as_burn() 
         let err = relative_error(ours, &read_npy(name).1);
         assert!(err < 2e-6, "{name}: relative error {err}");
     }
-    // running ← 0.9·running + 0.1·batch statistic (the biased variance, as burn does).
-    let (mean, variance) = (read_npy("mean").1, read_npy("variance").1);
-    let expected_mean: Vec<f32> = read_npy("running_mean")
-        .1
-        .iter()
-        .zip(&mean)
-        .map(|(r, m)| 0.9 * r + 0.1 * m)
-        .collect();
-    let expected_var: Vec<f32> = read_npy("running_var")
-        .1
-        .iter()
-        .zip(&variance)
-        .map(|(r, v)| 0.9 * r + 0.1 * v)
-        .collect();
-    assert!(relative_error(&values(bn.running_mean.value_sync()), &expected_mean) < 1e-5);
-    assert!(relative_error(&values(bn.running_var.value_sync()), &expected_var) < 1e-5);
+    // running ← 0.9·running + 0.1·batch statistic, the variance unbiased: PyTorch's update.
+    check_running(&bn);
+}
+
+/// The layer's running statistics against PyTorch's after one training step.
+fn check_running(bn: &BatchNorm) {
+    let mean = values(bn.running_mean.value_sync());
+    let var = values(bn.running_var.value_sync());
+    let err = relative_error(&mean, &read_npy("running_mean_after").1);
+    assert!(err < 1e-6, "running mean: relative error {err}");
+    let err = relative_error(&var, &read_npy("running_var_after").1);
+    assert!(err < 1e-6, "running variance: relative error {err}");
+}
+
+#[test]
+fn the_composed_training_path_matches_pytorch_too() {
+    // The path every device but flex takes (and flex for other dtypes), run here on flex
+    // in float64 so that the fused kernels stand aside.
+    let device = Device::flex().autodiff();
+    let f64 = burn::tensor::DType::F64;
+    let mut bn = reference_layer(&device);
+    bn.gamma = Param::from_tensor(bn.gamma.val().cast(f64).detach());
+    bn.beta = Param::from_tensor(bn.beta.val().cast(f64).detach());
+    bn.running_mean = RunningState::new(bn.running_mean.value().cast(f64));
+    bn.running_var = RunningState::new(bn.running_var.value().cast(f64));
+    let x = tensor::<4>("x", &device).cast(f64);
+    let g = tensor::<4>("grad", &device).cast(f64);
+    let [y, dx, _, _] = train_step(batch_norm, &bn, &x, &g);
+    for (name, ours) in [("y", &y), ("dx", &dx)] {
+        let err = relative_error(ours, &read_npy(name).1);
+        assert!(err < 2e-6, "{name}: relative error {err}");
+    }
+    check_running(&bn);
 }
 
 #[test]

@@ -213,24 +213,59 @@ impl Embedder {
         batch: usize,
         progress: &dyn Fn(usize, usize),
     ) -> Result<Vec<f32>, TrainError> {
+        let mut out = Vec::with_capacity(chw.len() / (3 * ALIGNED * ALIGNED) * self.dim());
+        self.embed_batches(chw, batch, progress, |x| {
+            let mut e = self.forward(x.clone()); // [n, E]
+            if flip {
+                e = e + self.forward(x.flip([3]));
+            }
+            out.extend(to_vec(e)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The embeddings of the faces and, apart, of their mirror images (`[faces, dim]` each),
+    /// for callers that add them in double precision as insightface's evaluation does.
+    pub fn try_embed_with_mirror(
+        &self,
+        chw: &[f32],
+        batch: usize,
+        progress: &dyn Fn(usize, usize),
+    ) -> Result<(Vec<f32>, Vec<f32>), TrainError> {
+        let rows = chw.len() / (3 * ALIGNED * ALIGNED) * self.dim();
+        let (mut plain, mut mirror) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+        self.embed_batches(chw, batch, progress, |x| {
+            plain.extend(to_vec(self.forward(x.clone()))?);
+            mirror.extend(to_vec(self.forward(x.flip([3])))?);
+            Ok(())
+        })?;
+        Ok((plain, mirror))
+    }
+
+    /// Cuts normalised faces into batches on the device, resized to the input size, and
+    /// hands each to `each`; `progress(faces done, faces)` after each batch.
+    fn embed_batches(
+        &self,
+        chw: &[f32],
+        batch: usize,
+        progress: &dyn Fn(usize, usize),
+        mut each: impl FnMut(Tensor<4>) -> Result<(), TrainError>,
+    ) -> Result<(), TrainError> {
         let per = 3 * ALIGNED * ALIGNED;
         let faces = chw.len() / per;
-        let mut out = Vec::with_capacity(faces * self.dim());
+        let mut done = 0;
         for chunk in chw.chunks(per * batch.max(1)) {
             let n = chunk.len() / per;
             let x = Tensor::<4>::from_data(
                 TensorData::new(chunk.to_vec(), [n, 3, ALIGNED, ALIGNED]),
                 &self.device,
             );
-            let x = resize(x, self.input_size);
-            let mut e = self.forward(x.clone()); // [n, E]
-            if flip {
-                e = e + self.forward(x.flip([3]));
-            }
-            out.extend(to_vec(e)?);
-            progress(out.len() / self.dim().max(1), faces);
+            each(resize(x, self.input_size))?;
+            done += n;
+            progress(done, faces);
         }
-        Ok(out)
+        Ok(())
     }
 }
 

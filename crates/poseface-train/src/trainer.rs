@@ -356,6 +356,7 @@ impl Trainer {
                     scale: paa.scale,
                     m: paa.base_margin,
                     gradient: paa.gradient,
+                    interclass_filtering_threshold: paa.interclass_filtering_threshold,
                 })
             }
             // A `frequency` mapping without a histogram takes the training set's.

@@ -12,7 +12,7 @@ use poseface_eval::histogram::ScoreHistogram;
 use poseface_eval::pose::{PROFILE_FROM, PoseStratified, pose_stratified};
 use poseface_eval::report::SetReport;
 use poseface_eval::roc::{Roc, roc_curve};
-use poseface_eval::verification::{fuse_flip, pair_distances, verify_distances};
+use poseface_eval::verification::{fuse_flip_f64, pair_distances, verify_distances};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
@@ -142,11 +142,11 @@ impl VerificationSet {
         batch: usize,
         progress: &dyn Fn(usize, usize),
     ) -> Result<VerifyReport, TrainError> {
-        let sums =
-            embedder.try_embed_normalised_with_progress(&self.images, true, batch, progress)?;
-        let zeros = vec![0f32; sums.len()];
-        // `fuse_flip` of the sum and zeros is `normalize(e + e_flip)`.
-        self.score(&fuse_flip(&sums, &zeros, embedder.dim())?, embedder.dim())
+        let (plain, mirror) = embedder.try_embed_with_mirror(&self.images, batch, progress)?;
+        self.score(
+            &fuse_flip_f64(&plain, &mirror, embedder.dim())?,
+            embedder.dim(),
+        )
     }
 
     /// The raw-pixel baseline: each face's pixels (average-pooled to `input_size`) as its
@@ -170,10 +170,10 @@ impl VerificationSet {
             .try_to_vec::<f32>()
             .unwrap_or_default();
         let zeros = vec![0f32; values.len()];
-        self.score(&fuse_flip(&values, &zeros, dim)?, dim)
+        self.score(&fuse_flip_f64(&values, &zeros, dim)?, dim)
     }
 
-    fn score(&self, embeddings: &[f32], dim: usize) -> Result<VerifyReport, TrainError> {
+    fn score(&self, embeddings: &[f64], dim: usize) -> Result<VerifyReport, TrainError> {
         let dist = pair_distances(embeddings, dim)?;
         let result = verify_distances(&dist, &self.issame, 10, 1e-3)?;
         let by_pose = match &self.yaws {

@@ -26,7 +26,7 @@ pub fn tensor<const D: usize>(dir: &str, name: &str, device: &Device) -> Tensor<
 
 /// A tensor's values in row-major order.
 pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
 }
 
 /// Largest `|ours − theirs|`.

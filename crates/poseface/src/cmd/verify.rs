@@ -33,8 +33,15 @@ pub struct VerifyArgs {
     json: bool,
 }
 
-/// Reads a 2-D float `.npy` file into rows × columns values.
+/// Reads a 2-D float `.npy` file into rows × columns single-precision values.
 pub fn read_npy(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
+    let (values, rows, cols) = read_npy_f64(path)?;
+    Ok((values.into_iter().map(|v| v as f32).collect(), rows, cols))
+}
+
+/// Reads a 2-D float32 or float64 `.npy` file into rows × columns `f64` values (float32
+/// values exactly).
+pub fn read_npy_f64(path: &Path) -> Result<(Vec<f64>, usize, usize)> {
     let open = || -> Result<npyz::NpyFile<std::io::BufReader<std::fs::File>>> {
         let f = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
         npyz::NpyFile::new(std::io::BufReader::new(f))
@@ -49,14 +56,11 @@ pub fn read_npy(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
         );
     }
     let (rows, cols) = (shape[0] as usize, shape[1] as usize);
-    let values: Vec<f32> = match npy.into_vec::<f32>() {
-        Ok(v) => v,
+    let values: Vec<f64> = match npy.into_vec::<f32>() {
+        Ok(v) => v.into_iter().map(f64::from).collect(),
         Err(_) => open()?
             .into_vec::<f64>()
-            .with_context(|| format!("{}: expected float32 or float64 values", path.display()))?
-            .into_iter()
-            .map(|v| v as f32)
-            .collect(),
+            .with_context(|| format!("{}: expected float32 or float64 values", path.display()))?,
     };
     Ok((values, rows, cols))
 }
@@ -83,7 +87,8 @@ pub fn run(a: VerifyArgs) -> Result<()> {
     if let Some(root) = &a.ijb {
         return run_ijb(root, &a);
     }
-    let (mut emb, rows, dim) = read_npy(&a.embeddings)?;
+    // Double precision from here on, as insightface's `test()` normalises and measures.
+    let (mut emb, rows, dim) = read_npy_f64(&a.embeddings)?;
     if dim == 0 {
         bail!("{}: embeddings have no columns", a.embeddings.display());
     }
@@ -105,13 +110,7 @@ pub fn run(a: VerifyArgs) -> Result<()> {
         if row.iter().any(|v| !v.is_finite()) {
             bail!("{}: row {r} is not finite", a.embeddings.display());
         }
-        let n = row
-            .iter()
-            .map(|v| (*v as f64).powi(2))
-            .sum::<f64>()
-            .sqrt()
-            .max(1e-12);
-        row.iter_mut().for_each(|v| *v = (*v as f64 / n) as f32);
+        poseface_eval::verification::normalise_f64(row);
     }
     let r = verify(&emb, dim, &issame)?;
     let stratified = match &a.pair_yaws {
