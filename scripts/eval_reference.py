@@ -4,8 +4,8 @@
 Written for this project: an independent NumPy / scikit-learn implementation of
 insightface's 10-fold verification protocol (``verification.py``: squared L2 on normalised
 embeddings, ``KFold(10, shuffle=False)``, thresholds ``arange(0, 4, 0.01)``, first argmax
-on the training folds) and of its IJB TAR@FAR reading (``sklearn.metrics.roc_curve`` then
-the point with the nearest FPR). VAL@FAR uses the piecewise-linear reading documented in
+on the training folds) and of its IJB TAR@FAR reading (``sklearn.metrics.roc_curve``, the
+curve reversed, then the first point with the nearest FPR: the highest TPR at that FPR). VAL@FAR uses the piecewise-linear reading documented in
 ``crates/poseface-eval/src/verification.rs`` (SciPy's ``interp1d`` no longer accepts the
 repeated FAR values insightface hands it).
 

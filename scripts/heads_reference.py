@@ -3,8 +3,8 @@
 
 Each case is written from the published definition it reproduces, not from our Rust code:
 "arcface" (and curricularface, magface, paa_*) follow the ArcFace class of insightface's
-arcface_torch (2021): cos(theta + m) with the fallback cos(theta) - m sin(m) where
-cos(theta) <= cos(pi - m), differentiated; "*_straight_through" follow arcface_torch's
+arcface_torch in its fallback form, the one its CombinedMarginLoss replaced: cos(theta + m)
+with the fallback cos(theta) - m sin(m) where cos(theta) <= cos(pi - m), differentiated; "*_straight_through" follow arcface_torch's
 current CombinedMarginLoss: acos, + m2, cos computed under no_grad (no fallback), - m3 for
 "combined", the gradient that of the plain cosine; "*_filtered" add its
 interclass_filtering_threshold (non-target cosines above it set to 0 under no_grad). The

@@ -1,10 +1,11 @@
 //! # poseface-eval
 //!
 //! Face-verification metrics computed exactly as the field computes them, on plain `f32`
-//! embeddings from any source (no deep-learning dependency):
+//! (or, for the 10-fold protocol, `f64`) embeddings from any source (no deep-learning
+//! dependency):
 //!
 //! - [`verification`]: insightface's 10-fold protocol for `.bin` pair sets (accuracy
-//!   mean ± std, per-fold thresholds, VAL@FAR), and `normalize(e + e_flip)`;
+//!   mean ± std, per-fold thresholds, VAL@FAR), and `normalize(e + e_flip)` in `f64`;
 //! - [`roc`]: scikit-learn's `roc_curve` and insightface's TAR@FAR reading;
 //! - [`ijb`]: IJB-B/C template aggregation (face score, media mean, media sum, L2) and
 //!   cosine pair scores;

@@ -286,8 +286,14 @@ mod tests {
         assert_eq!(r.fpr, vec![0.0, 0.0, third, 2.0 * third, 1.0]);
         // FAR 0 is nearest the first two points, (0, 0) and (0, .5): the top of the step.
         assert_eq!(r.tar_at_far(&[0.0, 0.3, 0.9]), vec![0.5, 0.5, 1.0]);
-        // Equally far from 1/3 and 2/3: the later point, as the reversed curve's first.
-        assert_eq!(r.tar_at_far(&[0.5]), vec![1.0]);
+        // Exactly as far from FPR 0.25 as from 0.5 (binary fractions): the later point, as
+        // the reversed curve's first.
+        let even = Roc {
+            fpr: vec![0.0, 0.25, 0.5],
+            tpr: vec![0.0, 0.5, 1.0],
+            thresholds: vec![f32::INFINITY, 0.5, 0.1],
+        };
+        assert_eq!(even.tar_at_far(&[0.375]), vec![1.0]);
         assert!((r.auc() - (third * 0.5 + third * 0.75 + third)).abs() < 1e-12);
     }
 

@@ -23,7 +23,8 @@
 //! - [`MarginGradient::Full`] (our default) differentiates the margin formula, as the ArcFace
 //!   paper writes it, and wherever a margin is added to the angle (`arcface`,
 //!   `curricularface`, `magface`, `paa`) falls back, for `cos θ ≤ cos(π − m)`, to
-//!   `cos θ − m·sin m`: exactly `arcface_torch`'s original `ArcFace` class. `combined` falls
+//!   `cos θ − m·sin m`: exactly the fallback form of `arcface_torch`'s `ArcFace` class, the one
+//!   its `CombinedMarginLoss` replaced. `combined` falls
 //!   back, when `m1·θ + m2 > π`, to `cos θ − m3 − m2·sin m2` for `m1 = 1` and to the
 //!   continuous `cos θ − cos θ_b − 1 − m3` (`θ_b = (π − m2)/m1`) otherwise; this fallback is
 //!   ours (insightface's MXNet code has none), chosen to keep the target monotone.
@@ -413,7 +414,7 @@ fn margin_target(tc: Tensor<1>, m: Tensor<1>, gradient: MarginGradient) -> Tenso
 
 /// `cos(θ + m)` from the target cosines, per-sample margins `m` (gradient flows through `m`
 /// where it has one), with the fallback `cos θ − m·sin m` past `θ + m = π` of
-/// `arcface_torch`'s original `ArcFace` class.
+/// `arcface_torch`'s `ArcFace` class in its fallback form.
 ///
 /// `sin θ = √max(1 − cos²θ, 1e-12)`: the floor keeps the gradient finite at `cos θ = ±1`.
 fn arc_target(tc: Tensor<1>, m: Tensor<1>) -> Tensor<1> {

@@ -7,8 +7,8 @@
 //! [`BatchNorm`] module through kernels of our own on `f32` tensors on `flex`: in training,
 //! three passes forward (mean, variance, output) and two backward (the two per-channel sums,
 //! then the input's gradient); in inference, one pass, in place when the input is not held
-//! elsewhere. Elsewhere, training runs a composition of generic tensor operations and
-//! inference the module's own `forward`.
+//! elsewhere. Elsewhere, training runs burn's `batch_norm_train` operation and inference the
+//! module's own `forward`.
 //!
 //! The outputs are burn's up to rounding: the inference output is computed with the same
 //! operations in the same order (bit-identical), the training statistics are summed in
@@ -157,29 +157,16 @@ fn update_running(bn: &BatchNorm, mean: Tensor<1>, variance: Tensor<1>, per_chan
     bn.running_var.update(running_var.detach());
 }
 
-/// Training batch norm out of generic tensor operations (any device and dtype): normalised
-/// with the batch's mean and biased variance, differentiated through them, running
-/// statistics updated by [`update_running`].
+/// Training batch norm on any device and dtype: burn's `batch_norm_train` operation (the
+/// backend's own kernel where it has one), then the running statistics updated by
+/// [`update_running`] from the batch mean and biased variance it returns.
 fn composed_train<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
     let dims = x.dims();
-    let channels = dims[1];
-    let per_channel = dims.iter().product::<usize>() / channels.max(1);
-    let flat: Tensor<2> = x.clone().swap_dims(0, 1).reshape([channels, per_channel]);
-    let mean = flat.clone().mean_dim(1); // [C, 1]
-    let variance = (flat - mean.clone()).powi_scalar(2).mean_dim(1); // [C, 1], biased
-    let mut shape = [1usize; D];
-    shape[1] = channels;
-    let at = |t: Tensor<2>| t.reshape(shape);
-    let gamma = bn.gamma.val().reshape(shape);
-    let beta = bn.beta.val().reshape(shape);
-    let out = (x - at(mean.clone())) / (at(variance.clone()) + bn.epsilon).sqrt() * gamma + beta;
-    update_running(
-        bn,
-        mean.reshape([channels]),
-        variance.reshape([channels]),
-        per_channel,
-    );
-    out
+    let per_channel = dims.iter().product::<usize>() / dims[1].max(1);
+    let result =
+        burn::tensor::module::batch_norm_train(x, bn.gamma.val(), bn.beta.val(), bn.epsilon);
+    update_running(bn, result.mean, result.variance, per_channel);
+    result.output
 }
 
 /// Whether [`batch_norm`] takes a fused path for this module and input.

@@ -205,7 +205,7 @@ impl VerificationSet {
     }
 }
 
-/// Writes `report.md`, `report.json` (`{"title", "sets", "raw_pixels"}`), `roc.svg`,
+/// Writes `report.md`, `report.json` (`{"sets", "raw_pixels"}`), `roc.svg`,
 /// `pose_accuracy.svg` and `scores_<set>.svg` (each plot with its PNG) into `dir`: the
 /// model's reports beside the raw-pixel baseline's.
 pub fn write_report(
@@ -231,7 +231,7 @@ pub fn write_report(
         &dir.join("report.md"),
         poseface_eval::report::markdown(title, &sets, &base).as_bytes(),
     )?;
-    let json = serde_json::json!({"title": title, "sets": model, "raw_pixels": baseline});
+    let json = serde_json::json!({"sets": model, "raw_pixels": baseline});
     poseface_data::fsutil::write_atomic(
         &dir.join("report.json"),
         serde_json::to_string_pretty(&json)

@@ -35,13 +35,21 @@ pub struct VerifyArgs {
 
 /// Reads a 2-D float `.npy` file into rows × columns single-precision values.
 pub fn read_npy(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
-    let (values, rows, cols) = read_npy_f64(path)?;
-    Ok((values.into_iter().map(|v| v as f32).collect(), rows, cols))
+    read_npy_as(path, |v: f64| v as f32)
 }
 
 /// Reads a 2-D float32 or float64 `.npy` file into rows × columns `f64` values (float32
 /// values exactly).
 pub fn read_npy_f64(path: &Path) -> Result<(Vec<f64>, usize, usize)> {
+    read_npy_as(path, |v| v)
+}
+
+/// Reads a 2-D float `.npy` into `T` values: float32 files through `f64::from`, float64
+/// files through `narrow`.
+fn read_npy_as<T: From<f32>>(
+    path: &Path,
+    narrow: impl Fn(f64) -> T,
+) -> Result<(Vec<T>, usize, usize)> {
     let open = || -> Result<npyz::NpyFile<std::io::BufReader<std::fs::File>>> {
         let f = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
         npyz::NpyFile::new(std::io::BufReader::new(f))
@@ -56,11 +64,14 @@ pub fn read_npy_f64(path: &Path) -> Result<(Vec<f64>, usize, usize)> {
         );
     }
     let (rows, cols) = (shape[0] as usize, shape[1] as usize);
-    let values: Vec<f64> = match npy.into_vec::<f32>() {
-        Ok(v) => v.into_iter().map(f64::from).collect(),
+    let values: Vec<T> = match npy.into_vec::<f32>() {
+        Ok(v) => v.into_iter().map(T::from).collect(),
         Err(_) => open()?
             .into_vec::<f64>()
-            .with_context(|| format!("{}: expected float32 or float64 values", path.display()))?,
+            .with_context(|| format!("{}: expected float32 or float64 values", path.display()))?
+            .into_iter()
+            .map(narrow)
+            .collect(),
     };
     Ok((values, rows, cols))
 }
