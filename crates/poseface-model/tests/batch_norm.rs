@@ -52,19 +52,17 @@ fn training_batch_norm_matches_pytorch_and_updates_running_statistics_as_pytorch
     let bn = reference_layer(&device);
     let x = tensor::<4>("x", &device);
     let g = tensor::<4>("grad", &device);
-    let [y, dx, dgamma, dbeta] = train_step(batch_norm, &bn, &x, &g);
+    check_step(train_step(batch_norm, &bn, &x, &g));
+    // running ← 0.9·running + 0.1·batch statistic, the variance unbiased: PyTorch's update.
+    check_running(&bn);
+}
 
-    for (name, ours) in [
-        ("y", &y),
-        ("dx", &dx),
-        ("dgamma", &dgamma),
-        ("dbeta", &dbeta),
-    ] {
+/// Output and gradients of one training step against PyTorch's.
+fn check_step(step: [Vec<f32>; 4]) {
+    for (name, ours) in ["y", "dx", "dgamma", "dbeta"].iter().zip(&step) {
         let err = relative_error(ours, &read_npy(name).1);
         assert!(err < 2e-6, "{name}: relative error {err}");
     }
-    // running ← 0.9·running + 0.1·batch statistic, the variance unbiased: PyTorch's update.
-    check_running(&bn);
 }
 
 /// The layer's running statistics against PyTorch's after one training step.
@@ -90,16 +88,7 @@ fn the_composed_training_path_matches_pytorch_too() {
     bn.running_var = RunningState::new(bn.running_var.value().cast(f64));
     let x = tensor::<4>("x", &device).cast(f64);
     let g = tensor::<4>("grad", &device).cast(f64);
-    let [y, dx, dgamma, dbeta] = train_step(batch_norm, &bn, &x, &g);
-    for (name, ours) in [
-        ("y", &y),
-        ("dx", &dx),
-        ("dgamma", &dgamma),
-        ("dbeta", &dbeta),
-    ] {
-        let err = relative_error(ours, &read_npy(name).1);
-        assert!(err < 2e-6, "{name}: relative error {err}");
-    }
+    check_step(train_step(batch_norm, &bn, &x, &g));
     check_running(&bn);
 }
 
