@@ -9,7 +9,7 @@
 //!   ([`sidecar`]).
 //! - **Geometry**: 5-point similarity alignment onto the ArcFace template ([`align`]) and
 //!   yaw/pitch/roll from 68 or 5 landmarks ([`pose`], sign convention documented there).
-//! - **Training input**: augmentation ([`augment`]), a dataset joining storage and pose
+//! - **Training input**: augmentation ([`augment`](mod@augment)), a dataset joining storage and pose
 //!   ([`dataset`]) and, with the default `burn` feature, a burn `Dataset` + `Batcher`
 //!   yielding `[B, 3, 112, 112]` tensors ([`batch`]).
 //! - **Tools**: dataset inspection ([`inspect`]) and ImageFolder → RecordIO packing ([`pack`]).

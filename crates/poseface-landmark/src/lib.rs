@@ -6,9 +6,9 @@
 //! subspace carries landmark (pose and expression) information and nothing else. This crate
 //! knows nothing of faces beyond their landmarks and can be used on its own.
 //!
-//! - [`normalise`]: the normalisation, on host slices and on tensors;
+//! - [`normalise`](mod@normalise): the normalisation, on host slices and on tensors;
 //! - [`model`]: [`LandmarkAutoencoderConfig`] → [`LandmarkAutoencoder`] (`encode`, `decode`);
-//! - [`pretrain`]: training from any [`LandmarkSource`], and [`frozen`] for use as a target;
+//! - [`pretrain`](mod@pretrain): training from any [`LandmarkSource`], and [`frozen`] for use as a target;
 //! - [`metrics`]: NME by inter-ocular distance and by box size;
 //! - [`store`]: one safetensors file with the configuration in its metadata.
 //!

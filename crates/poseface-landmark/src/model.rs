@@ -94,7 +94,7 @@ impl LandmarkAutoencoder {
     /// Latent code of normalised landmarks.
     ///
     /// # Shapes
-    /// - `normalised`: `[batch, 2P]` (see [`crate::normalise`])
+    /// - `normalised`: `[batch, 2P]` (see [`crate::normalise`](mod@crate::normalise))
     /// - output: `[batch, latent]`
     pub fn encode(&self, normalised: Tensor<2>) -> Tensor<2> {
         let x = self.activation.forward(self.enc1.forward(normalised));
