@@ -160,19 +160,18 @@ impl Embedder {
         batch: usize,
         progress: &dyn Fn(usize, usize),
     ) -> Result<Vec<f32>, TrainError> {
-        let per = 3 * ALIGNED * ALIGNED;
-        let mut chw = vec![0f32; faces.len() * per];
-        for (k, (face, out)) in faces.iter().zip(chw.chunks_exact_mut(per)).enumerate() {
-            if face.dimensions() != (ALIGNED as u32, ALIGNED as u32) {
-                return Err(TrainError::Data(format!(
-                    "face {k} is {}×{}; embedding needs aligned 112×112 faces",
-                    face.width(),
-                    face.height()
-                )));
-            }
-            normalise_chw(face, out);
-        }
-        self.try_embed_normalised_with_progress(&chw, flip, batch, progress)
+        self.try_embed_normalised_with_progress(&normalised_faces(faces)?, flip, batch, progress)
+    }
+
+    /// The embeddings of aligned 112×112 faces and, apart, of their mirror images; see
+    /// [`Embedder::try_embed_with_mirror`].
+    pub fn embed_images_with_mirror(
+        &self,
+        faces: &[RgbImage],
+        batch: usize,
+        progress: &dyn Fn(usize, usize),
+    ) -> Result<(Vec<f32>, Vec<f32>), TrainError> {
+        self.try_embed_with_mirror(&normalised_faces(faces)?, batch, progress)
     }
 
     /// Backbone, then DREAM's block or the fused pose-aware heads when present.
@@ -382,4 +381,22 @@ pub fn resize(x: Tensor<4>, side: usize) -> Tensor<4> {
     }
     let k = h / side;
     burn::tensor::module::avg_pool2d(x, AvgPoolOptions::new([k, k]))
+}
+
+/// Aligned 112×112 faces as `[faces, 3, 112, 112]` floats normalised as in training; an error
+/// names the first face of another size.
+fn normalised_faces(faces: &[RgbImage]) -> Result<Vec<f32>, TrainError> {
+    let per = 3 * ALIGNED * ALIGNED;
+    let mut chw = vec![0f32; faces.len() * per];
+    for (k, (face, out)) in faces.iter().zip(chw.chunks_exact_mut(per)).enumerate() {
+        if face.dimensions() != (ALIGNED as u32, ALIGNED as u32) {
+            return Err(TrainError::Data(format!(
+                "face {k} is {}×{}; embedding needs aligned 112×112 faces",
+                face.width(),
+                face.height()
+            )));
+        }
+        normalise_chw(face, out);
+    }
+    Ok(chw)
 }

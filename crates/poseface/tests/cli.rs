@@ -506,11 +506,19 @@ fn train_then_embed_then_verify_a_tiny_run() {
         "--out",
         emb.to_str().unwrap(),
         "--flip",
+        "--float64",
     ]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    // Double-precision rows: the mirror sum as insightface's test() holds it.
+    let header = std::fs::read(&emb).unwrap();
+    assert!(
+        String::from_utf8_lossy(&header[..128]).contains("'descr': '<f8'"),
+        "{}",
+        String::from_utf8_lossy(&header[..128])
     );
     let issame = tmp.path().join("cplfw.issame.txt");
     let v = poseface(&[

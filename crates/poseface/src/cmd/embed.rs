@@ -46,13 +46,17 @@ pub struct EmbedArgs {
     /// A RecordIO directory; writes `<out>.labels.txt`.
     #[arg(long, group = "input")]
     rec: Option<PathBuf>,
-    /// Output `.npy` (float32, `[faces, dim]`).
+    /// Output `.npy` (float32, `[faces, dim]`; float64 with `--float64`).
     #[arg(long)]
     out: PathBuf,
     /// Each row is the sum of the face's and its mirror's embeddings (insightface's test
     /// time); the verification protocol normalises it.
     #[arg(long)]
     flip: bool,
+    /// Write float64 rows, the mirror sum taken in double precision as insightface's
+    /// `test()` holds it, so that `verify` on the file decides every pair as `eval` does.
+    #[arg(long)]
+    float64: bool,
     /// Faces per forward pass.
     #[arg(long, default_value_t = 64)]
     batch: usize,
@@ -118,12 +122,28 @@ pub fn run(a: EmbedArgs) -> Result<()> {
     }
     let rows = faces.len();
     let bar = super::progress_bar("embedding", false);
-    let values = embedder.embed_images_with_progress(&faces, a.flip, a.batch, &|done, total| {
+    let progress = |done: usize, total: usize| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
-    })?;
+    };
+    let dim = embedder.dim();
+    if a.float64 {
+        let (plain, mirror) = embedder.embed_images_with_mirror(&faces, a.batch, &progress)?;
+        let values: Vec<f64> = if a.flip {
+            plain
+                .iter()
+                .zip(&mirror)
+                .map(|(&x, &y)| f64::from(x) + f64::from(y))
+                .collect()
+        } else {
+            plain.into_iter().map(f64::from).collect()
+        };
+        write_npy(&a.out, &values, rows, dim)?;
+    } else {
+        let values = embedder.embed_images_with_progress(&faces, a.flip, a.batch, &progress)?;
+        write_npy(&a.out, &values, rows, dim)?;
+    }
     bar.finish_and_clear();
-    write_npy(&a.out, &values, rows, embedder.dim())?;
     let side = a.out.with_extension(format!("{}.txt", side_file.0));
     poseface_data::fsutil::write_atomic(&side, side_file.1.as_bytes())?;
     println!(
@@ -135,7 +155,12 @@ pub fn run(a: EmbedArgs) -> Result<()> {
     Ok(())
 }
 
-fn write_npy(path: &Path, values: &[f32], rows: usize, dim: usize) -> Result<()> {
+fn write_npy<T: npyz::AutoSerialize + Copy>(
+    path: &Path,
+    values: &[T],
+    rows: usize,
+    dim: usize,
+) -> Result<()> {
     use npyz::WriterBuilder;
     let mut bytes = Vec::new();
     {
