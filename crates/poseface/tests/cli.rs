@@ -723,6 +723,41 @@ fn lae_train_then_eval_report_the_same_nme() {
     assert!(e.get("weighting").is_none(), "unknown for a loaded model");
     assert!(e.get("mirror").is_none(), "unknown for a loaded model");
 
+    // Two landmark files: one NME per file, whose shape-weighted mean is the overall one.
+    let dir = tmp.path().join("shapes");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sampler = poseface::synth::landmark_sampler::LandmarkSampler::default();
+    let mut files = Vec::new();
+    for (k, count) in [(0u64, 1usize), (1, 1)] {
+        let shape = sampler.sample(100 + k).landmarks;
+        let body: String = shape
+            .iter()
+            .map(|p| format!("{} {}\n", p[0] + 200.0, p[1] + 50.0))
+            .collect();
+        let path = dir.join(format!("face{k}.pts"));
+        std::fs::write(&path, format!("version: 1\nn_points: 68\n{{\n{body}}}\n")).unwrap();
+        files.push((path, count));
+    }
+    let mut args = vec!["lae", "eval", "--lae", f, "--held-out", "0", "--json"];
+    for (path, _) in &files {
+        args.extend(["--test-landmarks", path.to_str().unwrap()]);
+    }
+    let e = poseface(&args);
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    let e: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+    let by_file = e["real_by_file"].as_array().unwrap();
+    assert_eq!(by_file.len(), 2, "{e}");
+    let (mut sum, mut shapes) = (0.0, 0u64);
+    for (row, (path, count)) in by_file.iter().zip(&files) {
+        assert_eq!(row[0].as_str(), path.to_str());
+        assert_eq!(row[2].as_u64(), Some(*count as u64));
+        sum += row[1].as_f64().unwrap() * *count as f64;
+        shapes += *count as u64;
+    }
+    let overall = e["real"]["iod_mean"].as_f64().unwrap();
+    assert!((sum / shapes as f64 - overall).abs() < 1e-12, "{e}");
+    assert!(by_file[0][1] != by_file[1][1], "two different shapes: {e}");
+
     // Mirror images of no real shapes: refused before anything is trained.
     let out = poseface(&["lae", "train", "--out", f, "--mirror"]);
     assert_eq!(out.status.code(), Some(2));

@@ -132,6 +132,8 @@ struct LaeReport {
     synthetic_by_yaw: Vec<(String, f64, usize)>,
     /// Real landmark files.
     real: Option<NmeReport>,
+    /// The same, file by file: path, mean NME of the inter-ocular distance, shapes.
+    real_by_file: Vec<(String, f64, usize)>,
 }
 
 /// Runs `poseface lae …`.
@@ -243,6 +245,7 @@ fn report(
         synthetic: None,
         synthetic_by_yaw: Vec::new(),
         real: None,
+        real_by_file: Vec::new(),
     };
     if test.held_out > 0 {
         // Another seed: identities, expressions and poses the training never drew.
@@ -274,9 +277,25 @@ fn report(
         }
         out.synthetic = Some(r);
     }
-    let real = read_shapes(&test.test_landmarks, false)?;
+    let mut real = Vec::new();
+    let mut per_file = Vec::new();
+    for path in &test.test_landmarks {
+        let shapes = read_shapes(std::slice::from_ref(path), false)?;
+        per_file.push((path.display().to_string(), shapes.len()));
+        real.extend(shapes);
+    }
     if !real.is_empty() {
-        out.real = Some(poseface_landmark::evaluate(ae, &real, device)?);
+        let r = poseface_landmark::evaluate(ae, &real, device)?;
+        let mut start = 0;
+        for (name, n) in per_file {
+            let errors = &r.per_shape[start..start + n];
+            start += n;
+            if n > 0 {
+                let mean = errors.iter().sum::<f64>() / n as f64;
+                out.real_by_file.push((name, mean, n));
+            }
+        }
+        out.real = Some(r);
     }
     if test.json {
         let mut value = serde_json::to_value(&out)?;
@@ -314,6 +333,11 @@ fn report(
             pct(r.iod_median),
             100.0 * r.box_mean
         );
+        if out.real_by_file.len() > 1 {
+            for (name, nme, n) in &out.real_by_file {
+                println!("  {:>7.2}%  ({n} shapes)  {name}", 100.0 * nme);
+            }
+        }
     }
     Ok(())
 }
