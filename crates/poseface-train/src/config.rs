@@ -131,8 +131,10 @@ pub struct OptimConfig {
     pub warmup_steps: usize,
     /// Exponent of the polynomial decay after warmup (`arcface_torch`: 2).
     pub decay_power: f64,
-    /// Gradient clipping: each parameter's gradient is scaled to at most this L2 norm
-    /// (0 disables it).
+    /// Gradient clipping as PyTorch's `clip_grad_norm_` (arcface_torch clips the backbone
+    /// at 5): all of the backbone's gradients are scaled by one factor so that their joint
+    /// L2 norm is at most this, and the pose module's apart (0 disables it). Partial FC's
+    /// class centres are not clipped, as in arcface_torch.
     pub clip_grad_norm: f64,
     /// Float type of the network's tensors on the training device: `f32` (default), `f16`
     /// or `bf16`. A reduced type applies to the whole network, weights and optimiser state
@@ -185,7 +187,7 @@ impl Default for OptimConfig {
 }
 
 impl OptimConfig {
-    /// The learning rate at `step` (0-based), as `arcface_torch`'s polynomial scheduler:
+    /// The value of `arcface_torch`'s polynomial schedule at scheduler position `step`:
     /// `lr · step / warmup` during warmup, then
     /// `lr · (1 − (step − warmup) / (steps − warmup))^power`.
     pub fn lr_at(&self, step: usize) -> f64 {
@@ -195,6 +197,14 @@ impl OptimConfig {
         let span = self.steps.saturating_sub(self.warmup_steps).max(1) as f64;
         let done = (step - self.warmup_steps) as f64 / span;
         self.lr * (1.0 - done).max(0.0).powf(self.decay_power)
+    }
+
+    /// The learning rate optimisation step `step` (0-based) takes, as in `arcface_torch`:
+    /// PyTorch's scheduler sets the rate of position 0 when it is built and then starts
+    /// counting from there again, so the first two steps both take position 0's rate and
+    /// step `k` takes position `k − 1`'s (`lr_at(max(step − 1, 0))`).
+    pub fn lr_of_step(&self, step: usize) -> f64 {
+        self.lr_at(step.saturating_sub(1))
     }
 }
 
@@ -447,6 +457,28 @@ mod tests {
         let e = ExperimentConfig::from_toml(MINIMAL, &["optim.warmup_step=10".into()]).unwrap_err();
         assert!(e.contains("unknown field `warmup_step`"), "{e}");
         assert!(e.contains("did you mean `warmup_steps`?"), "{e}");
+    }
+
+    #[test]
+    fn steps_take_the_rates_pytorchs_scheduler_gives_them() {
+        // arcface_torch's PolyScheduler (lr 0.1, 110 steps, 10 warm-up) under PyTorch 2.9, the
+        // rate each optimiser step used: 0, 0, 0.01, 0.02, …, 0.09, 0.1, 0.09801, 0.09604;
+        // the last two steps 9e-5 and 4e-5.
+        let o = OptimConfig {
+            lr: 0.1,
+            steps: 110,
+            warmup_steps: 10,
+            ..Default::default()
+        };
+        let first: Vec<f64> = (0..14).map(|k| o.lr_of_step(k)).collect();
+        let want = [
+            0.0, 0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.09801, 0.09604,
+        ];
+        for (k, (a, b)) in first.iter().zip(want).enumerate() {
+            assert!((a - b).abs() < 1e-12, "step {k}: {a} vs {b}");
+        }
+        assert!((o.lr_of_step(108) - 9e-5).abs() < 1e-12);
+        assert!((o.lr_of_step(109) - 4e-5).abs() < 1e-12);
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //! ```
 
 pub mod checkpoint;
+pub mod clip;
 pub mod compare;
 pub mod config;
 pub mod embed;

@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::clip::clip_grad_norm;
 use burn::data::dataloader::batcher::Batcher;
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{ModuleOptimizer, SgdConfig, decay::WeightDecayConfig};
@@ -508,7 +508,7 @@ impl Trainer {
 
         for step in self.start_step..o.steps {
             let step_started = Instant::now();
-            let lr = o.lr_at(step);
+            let lr = o.lr_of_step(step);
             // Sample order and negatives are functions of the seed and the step, so a
             // resumed run sees the batches the uninterrupted run would have seen.
             let first = step * o.batch_size;
@@ -570,10 +570,19 @@ impl Trainer {
             )?;
             self.head.set_state(head);
             // Nothing below can fail: the modules are moved through the optimisers and back.
-            if let (Some(module), Some(module_grads)) = (self.pose.take(), pose_grads) {
+            // Clipping as arcface_torch's `clip_grad_norm_(backbone.parameters(), 5)`: one
+            // factor for all of a module's gradients (the pose module's apart).
+            if let (Some(module), Some(mut module_grads)) = (self.pose.take(), pose_grads) {
+                if o.clip_grad_norm > 0.0 {
+                    clip_grad_norm(&module, &mut module_grads, o.clip_grad_norm);
+                }
                 self.pose = Some(self.optim_pose.step(lr, module, module_grads));
             }
             let model = self.model.take().expect("model present between steps");
+            let mut grads = grads;
+            if o.clip_grad_norm > 0.0 {
+                clip_grad_norm(&model, &mut grads, o.clip_grad_norm);
+            }
             self.model = Some(self.optim.step(lr, model, grads));
             train_seconds += step_started.elapsed().as_secs_f64();
 
@@ -933,20 +942,15 @@ fn class_count(storage: &FaceStorage) -> Result<usize, TrainError> {
 const BACKBONE_IDS: &str = "backbone";
 const POSE_HEAD_IDS: &str = "pose_head";
 
-/// SGD as PyTorch's (and arcface_torch's): momentum without dampening, L2 weight decay, and
-/// per-parameter gradient clipping when configured.
+/// SGD as PyTorch's (and arcface_torch's): momentum without dampening and L2 weight decay.
+/// Gradients are clipped before the step, by [`clip_grad_norm`].
 fn sgd(o: &crate::config::OptimConfig) -> SgdConfig {
     let momentum = MomentumConfig::new()
         .with_momentum(o.momentum)
         .with_dampening(0.0);
-    let mut sgd = SgdConfig::new()
+    SgdConfig::new()
         .with_momentum(Some(momentum))
-        .with_weight_decay(Some(WeightDecayConfig::new(o.weight_decay as f32)));
-    if o.clip_grad_norm > 0.0 {
-        sgd =
-            sgd.with_gradient_clipping(Some(GradientClippingConfig::Norm(o.clip_grad_norm as f32)));
-    }
-    sgd
+        .with_weight_decay(Some(WeightDecayConfig::new(o.weight_decay as f32)))
 }
 
 /// A device in words: burn's debug form of the device without its `Device<…>` wrapper
