@@ -10,30 +10,36 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{DType, Tensor};
 
-/// The L2 norm of the gradients in `grads` of `module`'s parameters, taken together.
+/// The L2 norm of the gradients in `grads` of `module`'s parameters, taken together: each
+/// tensor's norm on the device (in `f32` whatever the training precision: half types
+/// overflow), then the norm of those, read back once as PyTorch computes it.
 pub fn gradient_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
     struct SumOfSquares<'a> {
         grads: &'a GradientsParams,
-        sum: f64,
+        sum: Option<Tensor<1>>,
     }
     impl ModuleVisitor for SumOfSquares<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             if let Some(g) = self.grads.get::<D>(param.id) {
-                // Summed in f32 whatever the training precision (half types overflow).
-                let g = g.cast(DType::F32);
-                self.sum += f64::from(g.powi_scalar(2).sum().into_scalar::<f32>());
+                let squares = g.cast(DType::F32).powi_scalar(2).sum();
+                self.sum = Some(match self.sum.take() {
+                    Some(sum) => sum + squares,
+                    None => squares,
+                });
             }
         }
     }
-    let mut visitor = SumOfSquares { grads, sum: 0.0 };
+    let mut visitor = SumOfSquares { grads, sum: None };
     module.visit(&mut visitor);
-    visitor.sum.sqrt()
+    visitor
+        .sum
+        .map_or(0.0, |s| f64::from(s.into_scalar::<f32>()).sqrt())
 }
 
 /// Scales every gradient of `module`'s parameters in `grads` by
-/// `min(1, max_norm / (‖g‖ + 1e-6))` and returns `‖g‖`, the norm before clipping. A
-/// non-finite norm leaves the gradients as they are (the caller's NaN guard reports it).
-pub fn clip_grad_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f64) -> f64 {
+/// `min(1, max_norm / (norm + 1e-6))`, `norm` their joint norm from [`gradient_norm`]. A
+/// non-finite norm leaves them as they are (callers stop on it first).
+pub fn scale_to_norm<M: Module>(module: &M, grads: &mut GradientsParams, norm: f64, max_norm: f64) {
     struct Scale<'a> {
         grads: &'a mut GradientsParams,
         factor: f64,
@@ -45,11 +51,17 @@ pub fn clip_grad_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_no
             }
         }
     }
-    let norm = gradient_norm(module, grads);
     let factor = max_norm / (norm + 1e-6);
     if norm.is_finite() && factor < 1.0 {
         module.visit(&mut Scale { grads, factor });
     }
+}
+
+/// PyTorch's `clip_grad_norm_`: [`gradient_norm`], then [`scale_to_norm`]; returns the norm
+/// before clipping.
+pub fn clip_grad_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f64) -> f64 {
+    let norm = gradient_norm(module, grads);
+    scale_to_norm(module, grads, norm, max_norm);
     norm
 }
 
@@ -104,6 +116,13 @@ mod tests {
         // Under the limit: untouched.
         let (layer, mut grads) = layer_and_grads();
         clip_grad_norm(&layer, &mut grads, 10.0);
+        assert_eq!(values(&grads, &layer.weight), vec![3.0, 0.0, 0.0, 0.0]);
+        // An infinite gradient: an infinite norm (the trainer stops on it), nothing scaled.
+        let (layer, mut grads) = layer_and_grads();
+        let device = layer.weight.val().device();
+        let inf = Tensor::<1>::from_data(TensorData::new(vec![f32::INFINITY, 0.0], [2]), &device);
+        grads.register(layer.bias.as_ref().unwrap().id, inf);
+        assert_eq!(clip_grad_norm(&layer, &mut grads, 1.0), f64::INFINITY);
         assert_eq!(values(&grads, &layer.weight), vec![3.0, 0.0, 0.0, 0.0]);
     }
 }

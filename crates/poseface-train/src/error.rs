@@ -31,9 +31,9 @@ pub enum TrainError {
     /// A metric could not be computed.
     #[error(transparent)]
     Eval(#[from] poseface_eval::EvalError),
-    /// The loss stopped being finite; the last good checkpoint is kept.
+    /// The loss or a gradient stopped being finite; the last good checkpoint is kept.
     #[error(
-        "loss became {loss} at step {step} (term `{term}`, lr {lr}); stopped. Last good checkpoint: {}",
+        "`{term}` is not finite at step {step} (loss {loss}, lr {lr}); stopped before the update. Last good checkpoint: {}",
         last_checkpoint.as_ref().map_or("none yet".to_string(), |p| p.display().to_string())
     )]
     NonFinite {
@@ -41,7 +41,8 @@ pub enum TrainError {
         step: usize,
         /// The loss value.
         loss: f64,
-        /// The first loss term that was not finite (`margin`, `orth`, `pose`), or `loss`.
+        /// What was not finite: the first loss term (`margin`, `orth`, `pose`), `loss`, or
+        /// the gradient of the `backbone`, the `pose module` or the `class centres`.
         term: String,
         /// The learning rate at that step.
         lr: f64,

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::clip::clip_grad_norm;
+use crate::clip::{gradient_norm, scale_to_norm};
 use burn::data::dataloader::batcher::Batcher;
 use burn::module::Module;
 use burn::optim::momentum::MomentumConfig;
@@ -559,6 +559,37 @@ impl Trainer {
                 head,
                 ..
             } = self.combine(shards);
+            // A gradient that is not finite under a finite loss (an overflow, most likely in
+            // half precision) stops the run before anything moves, as a non-finite loss does.
+            let model_ref = self.model.as_ref().expect("model present between steps");
+            let backbone_norm = gradient_norm(model_ref, &grads);
+            let pose_norm = match (&self.pose, &pose_grads) {
+                (Some(module), Some(g)) => gradient_norm(module, g),
+                _ => 0.0,
+            };
+            let centre_norm = f64::from(
+                centre_grad
+                    .clone()
+                    .cast(burn::tensor::DType::F32)
+                    .powi_scalar(2)
+                    .sum()
+                    .into_scalar::<f32>(),
+            );
+            for (term, norm) in [
+                ("backbone gradient", backbone_norm),
+                ("pose module gradient", pose_norm),
+                ("class centres gradient", centre_norm),
+            ] {
+                if !norm.is_finite() {
+                    return Err(TrainError::NonFinite {
+                        step: step + 1,
+                        loss: loss_value,
+                        term: term.to_string(),
+                        lr,
+                        last_checkpoint,
+                    });
+                }
+            }
             self.centres.step(
                 &sampled,
                 centre_grad,
@@ -574,14 +605,14 @@ impl Trainer {
             // factor for all of a module's gradients (the pose module's apart).
             if let (Some(module), Some(mut module_grads)) = (self.pose.take(), pose_grads) {
                 if o.clip_grad_norm > 0.0 {
-                    clip_grad_norm(&module, &mut module_grads, o.clip_grad_norm);
+                    scale_to_norm(&module, &mut module_grads, pose_norm, o.clip_grad_norm);
                 }
                 self.pose = Some(self.optim_pose.step(lr, module, module_grads));
             }
             let model = self.model.take().expect("model present between steps");
             let mut grads = grads;
             if o.clip_grad_norm > 0.0 {
-                clip_grad_norm(&model, &mut grads, o.clip_grad_norm);
+                scale_to_norm(&model, &mut grads, backbone_norm, o.clip_grad_norm);
             }
             self.model = Some(self.optim.step(lr, model, grads));
             train_seconds += step_started.elapsed().as_secs_f64();

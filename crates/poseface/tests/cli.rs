@@ -757,6 +757,26 @@ fn lae_train_then_eval_report_the_same_nme() {
     let overall = e["real"]["iod_mean"].as_f64().unwrap();
     assert!((sum / shapes as f64 - overall).abs() < 1e-12, "{e}");
     assert!(by_file[0][1] != by_file[1][1], "two different shapes: {e}");
+    // Each row is what the file alone gives.
+    for (row, (path, _)) in by_file.iter().zip(&files) {
+        let alone = poseface(&[
+            "lae",
+            "eval",
+            "--lae",
+            f,
+            "--held-out",
+            "0",
+            "--json",
+            "--test-landmarks",
+            path.to_str().unwrap(),
+        ]);
+        let alone: serde_json::Value = serde_json::from_slice(&alone.stdout).unwrap();
+        let (a, b) = (
+            alone["real"]["iod_mean"].as_f64().unwrap(),
+            row[1].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() < 1e-12, "{a} alone, {b} in the pair of files");
+    }
 
     // Mirror images of no real shapes: refused before anything is trained.
     let out = poseface(&["lae", "train", "--out", f, "--mirror"]);

@@ -53,8 +53,9 @@ pub struct EmbedArgs {
     /// time); the verification protocol normalises it.
     #[arg(long)]
     flip: bool,
-    /// Write float64 rows, the mirror sum taken in double precision as insightface's
-    /// `test()` holds it, so that `verify` on the file decides every pair as `eval` does.
+    /// Write float64 rows; with `--flip`, the mirror sum taken in double precision as
+    /// insightface's `test()` holds it, so that `verify` on the file decides every pair as
+    /// `eval` does.
     #[arg(long)]
     float64: bool,
     /// Faces per forward pass.
@@ -127,17 +128,17 @@ pub fn run(a: EmbedArgs) -> Result<()> {
         bar.set_position(done as u64);
     };
     let dim = embedder.dim();
-    if a.float64 {
+    if a.float64 && a.flip {
         let (plain, mirror) = embedder.embed_images_with_mirror(&faces, a.batch, &progress)?;
-        let values: Vec<f64> = if a.flip {
-            plain
-                .iter()
-                .zip(&mirror)
-                .map(|(&x, &y)| f64::from(x) + f64::from(y))
-                .collect()
-        } else {
-            plain.into_iter().map(f64::from).collect()
-        };
+        let values: Vec<f64> = plain
+            .iter()
+            .zip(&mirror)
+            .map(|(&x, &y)| f64::from(x) + f64::from(y))
+            .collect();
+        write_npy(&a.out, &values, rows, dim)?;
+    } else if a.float64 {
+        let values = embedder.embed_images_with_progress(&faces, false, a.batch, &progress)?;
+        let values: Vec<f64> = values.into_iter().map(f64::from).collect();
         write_npy(&a.out, &values, rows, dim)?;
     } else {
         let values = embedder.embed_images_with_progress(&faces, a.flip, a.batch, &progress)?;
