@@ -66,18 +66,17 @@ pub fn poseface(extra: &[&str]) -> Command {
     cmd
 }
 
-/// Generates the synthetic dataset `preset` into `dir` unless it is there; then, with
-/// `show`, shows what it holds.
+/// Generates the synthetic dataset `preset` into `dir` unless it is there, made by this
+/// version of the generator (`poseface data synth --reuse` decides and replaces a dataset
+/// of another version); then, with `show`, shows what it holds.
 pub fn ensure_synth(dir: &std::path::Path, preset: &str, show: bool) -> Result<()> {
-    if dir.join("synth.json").exists() {
-        println!("synthetic data present: {}", dir.display());
-    } else {
+    if !dir.join("synth.json").exists() {
         println!("generating the built-in synthetic dataset ({preset}) …");
-        let out = dir.to_string_lossy().into_owned();
-        crate::run_cmd(&mut poseface(&[
-            "data", "synth", "--preset", preset, "--out", &out,
-        ]))?;
     }
+    let out = dir.to_string_lossy().into_owned();
+    crate::run_cmd(&mut poseface(&[
+        "data", "synth", "--preset", preset, "--out", &out, "--reuse",
+    ]))?;
     if show {
         crate::run_cmd(&mut poseface(&["data", "inspect", &dir.to_string_lossy()]))?;
     }

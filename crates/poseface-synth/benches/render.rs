@@ -16,7 +16,7 @@ use poseface_synth::generate::{Generator, ImagePlan};
 use poseface_synth::identity::{Expression, Identity, IdentityCode};
 use poseface_synth::landmark_sampler::LandmarkSampler;
 use poseface_synth::mesh::{FaceMesh, MeshResolution};
-use poseface_synth::render::{Renderer, Scene};
+use poseface_synth::render::{Antialias, Renderer, Scene};
 use rand::SeedableRng;
 
 fn bench(c: &mut Criterion) {
@@ -38,6 +38,11 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("render_160_ss2", |b| {
         b.iter(|| renderer.render(&shape, &mesh, &Expression::default(), black_box(&scene)))
+    });
+    let mut full = scene;
+    full.antialias = Antialias::Full;
+    g.bench_function("render_160_ss2_full", |b| {
+        b.iter(|| renderer.render(&shape, &mesh, &Expression::default(), black_box(&full)))
     });
     let mut ss1 = scene;
     ss1.supersample = 1;

@@ -119,7 +119,7 @@ impl SynthConfig {
                 max_images_per_media: 3,
                 impostors_per_template: 4,
             },
-            mesh: [96, 108],
+            mesh: [64, 72],
         }
     }
 

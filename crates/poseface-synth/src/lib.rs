@@ -10,9 +10,10 @@
 //!   cheeks, brows, eyes, nose, mouth, chin, ears, skin, texture, hair, beard) and four
 //!   expressions shape a closed head-and-neck surface with albedo and semantic regions; the
 //!   68 iBUG landmarks are points on it.
-//! - **Rendering** ([`raster`], [`render`], [`scene`]): perspective camera, supersampled
-//!   z-buffer, Lambert + ambient light, flat / gradient / noise backgrounds, blur, sensor
-//!   noise and JPEG degradation; landmarks come with visibility. Poses follow the
+//! - **Rendering** ([`raster`], [`render`], [`scene`]): perspective camera, z-buffer with
+//!   anti-aliasing at the silhouette and occlusion edges (or everywhere), Lambert + ambient
+//!   light, flat / gradient / noise backgrounds, blur, sensor noise and JPEG degradation;
+//!   landmarks come with visibility. Poses follow the
 //!   convention of [`poseface_data::pose`].
 //! - **Datasets** ([`config`], [`generate`], [`pairs`], [`ijb`], [`writer`]): presets
 //!   `tiny` / `small` / `medium` written as RecordIO + pose sidecar, cross-pose and frontal

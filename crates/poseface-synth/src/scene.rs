@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::SynthError;
 use crate::identity::Expression;
-use crate::render::{Background, Camera, Degradation, Light, Scene};
+use crate::render::{Antialias, Background, Camera, Degradation, Light, Scene};
 
 /// A random stream addressed by `(seed, stream, index)`.
 pub fn stream_rng(seed: u64, stream: u64, index: u64) -> ChaCha8Rng {
@@ -127,6 +127,9 @@ pub struct Variation {
     pub eye_distance_px: f32,
     /// Supersampling per axis (anti-aliasing).
     pub supersample: u32,
+    /// Which pixels are supersampled: `edges` (default) or `full`.
+    #[serde(default)]
+    pub antialias: Antialias,
 }
 
 impl Default for Variation {
@@ -138,6 +141,7 @@ impl Default for Variation {
             crop_size: 160,
             eye_distance_px: 42.0,
             supersample: 2,
+            antialias: Antialias::default(),
         }
     }
 }
@@ -250,6 +254,7 @@ impl Variation {
             background,
             degradation,
             supersample: self.supersample,
+            antialias: self.antialias,
         };
         (scene, expression)
     }

@@ -219,6 +219,55 @@ fn synth_writes_a_dataset_that_inspect_reads() {
     );
 }
 
+#[test]
+fn synth_reuse_keeps_a_current_dataset_and_replaces_another_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("synth");
+    let o = out.to_str().unwrap();
+    let synth = |extra: &[&str]| {
+        let mut args = vec![
+            "data", "synth", "--preset", "tiny", "--seed", "2", "--out", o,
+        ];
+        args.extend_from_slice(extra);
+        let run = poseface(&args);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        String::from_utf8_lossy(&run.stdout).into_owned()
+    };
+    let rec = |p: &std::path::Path| std::fs::read(p.join("train.rec")).unwrap();
+    synth(&["--reuse"]);
+    let first = rec(&out);
+    let json = std::fs::read_to_string(out.join("synth.json")).unwrap();
+    let recorded: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        recorded["generator_version"].as_u64(),
+        Some(poseface::synth::writer::GENERATOR_VERSION.into())
+    );
+    assert!(synth(&["--reuse"]).contains("already holds this dataset"));
+    // Another seed is another dataset: regenerated in place of the first.
+    std::fs::write(out.join("stale-file"), b"left by an older dataset").unwrap();
+    let mut other = recorded.clone();
+    other["config"]["seed"] = 9.into();
+    std::fs::write(out.join("synth.json"), other.to_string()).unwrap();
+    assert!(synth(&["--reuse"]).contains("regenerating"));
+    assert_eq!(
+        rec(&out),
+        first,
+        "the same configuration gives the same bytes"
+    );
+    assert!(!out.join("stale-file").exists(), "the old dataset is gone");
+    assert!(!dir.path().join("synth.new").exists());
+    // A dataset from before versions were recorded is regenerated too.
+    let mut old = recorded;
+    old.as_object_mut().unwrap().remove("generator_version");
+    std::fs::write(out.join("synth.json"), old.to_string()).unwrap();
+    assert!(synth(&["--reuse"]).contains("regenerating"));
+    assert!(synth(&["--reuse"]).contains("already holds this dataset"));
+}
+
 /// A float32 `.npy` file (format version 1.0), written by hand.
 fn write_npy(path: &std::path::Path, rows: usize, cols: usize, values: &[f32]) {
     let mut header =

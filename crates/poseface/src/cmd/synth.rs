@@ -1,6 +1,6 @@
 //! `poseface data synth`: write a synthetic dataset and/or a montage.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Result, bail};
@@ -9,7 +9,7 @@ use poseface_synth::config::{Preset, SynthConfig};
 use poseface_synth::generate::Generator;
 use poseface_synth::montage::{montage, montage_yaws};
 use poseface_synth::scene::PosePreset;
-use poseface_synth::writer::write_dataset;
+use poseface_synth::writer::{GENERATOR_VERSION, write_dataset};
 
 /// Arguments of `poseface data synth`.
 #[derive(Args)]
@@ -39,9 +39,26 @@ pub struct SynthArgs {
     /// Images per training identity (overrides the preset).
     #[arg(long)]
     images_per_identity: Option<usize>,
+    /// Keep OUT as it is when it already holds this dataset (its synth.json names the same
+    /// generator version and configuration); otherwise generate it beside OUT and swap it
+    /// in, replacing a dataset made by another version or configuration.
+    #[arg(long)]
+    reuse: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// Whether `dir/synth.json` describes the dataset `config` by this generator version.
+fn holds(dir: &Path, config: &SynthConfig) -> bool {
+    let Ok(text) = std::fs::read_to_string(dir.join("synth.json")) else {
+        return false;
+    };
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return false;
+    };
+    json.get("generator_version").and_then(|v| v.as_u64()) == Some(GENERATOR_VERSION.into())
+        && serde_json::to_value(config).ok().as_ref() == json.get("config")
 }
 
 /// Runs `poseface data synth`.
@@ -75,6 +92,37 @@ pub fn run(a: SynthArgs) -> Result<()> {
         }
     }
     let Some(out) = &a.out else { return Ok(()) };
+    if a.reuse && holds(out, &config) {
+        if !a.json {
+            println!(
+                "{} already holds this dataset (generator version {GENERATOR_VERSION})",
+                out.display()
+            );
+        }
+        return Ok(());
+    }
+    // Replacing a dataset: made beside it and swapped in, so that nothing of the old one
+    // lingers and a failed run leaves it whole.
+    let replace = a.reuse && out.join("synth.json").exists();
+    let target = if replace {
+        let mut name = out.file_name().unwrap_or_default().to_os_string();
+        name.push(".new");
+        let fresh = out.with_file_name(name);
+        if fresh.exists() {
+            std::fs::remove_dir_all(&fresh)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", fresh.display()))?;
+        }
+        if !a.json {
+            println!(
+                "{} holds a dataset of another generator version or configuration: \
+                 regenerating it",
+                out.display()
+            );
+        }
+        fresh
+    } else {
+        out.clone()
+    };
     let bar = super::progress_bar("synth", a.json);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -83,7 +131,7 @@ pub fn run(a: SynthArgs) -> Result<()> {
         .expect("valid template"),
     );
     let start = Instant::now();
-    let report = write_dataset(&config, out, &|stage, done, total| {
+    let mut report = write_dataset(&config, &target, &|stage, done, total| {
         if done == 0 {
             bar.set_message(stage.to_string());
             bar.set_length(total);
@@ -94,6 +142,13 @@ pub fn run(a: SynthArgs) -> Result<()> {
         }
     })?;
     bar.finish_and_clear();
+    if replace {
+        std::fs::remove_dir_all(out).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+        std::fs::rename(&target, out).map_err(|e| {
+            anyhow::anyhow!("moving {} to {}: {e}", target.display(), out.display())
+        })?;
+        report.out = out.clone();
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
