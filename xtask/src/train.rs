@@ -1,4 +1,5 @@
-//! `cargo xtask train`: synthetic data and the landmark autoencoder if absent, then the
+//! `cargo xtask train`: synthetic data (if absent or of another generator version) and the
+//! landmark autoencoder (if absent), then the
 //! default training run (PoseFace on the built-in synthetic faces).
 
 use std::process::Command;
@@ -15,7 +16,7 @@ pub struct TrainArgs {
     /// The experiment config.
     #[arg(long, default_value = "configs/synth-poseface.toml")]
     config: std::path::PathBuf,
-    /// Synthetic preset to generate when the data is absent (tiny, small, medium).
+    /// Synthetic preset to generate when the data is absent or stale (tiny, small, medium).
     #[arg(long, default_value = "small")]
     preset: String,
     /// Device (`cpu`, or a GPU backend compiled in with `--features`).
@@ -26,7 +27,8 @@ pub struct TrainArgs {
     overrides: Vec<String>,
 }
 
-/// Generates the built-in synthetic dataset when it is absent, shows what it holds, and
+/// Generates the built-in synthetic dataset when it is absent or made by another generator
+/// version, shows what it holds, and
 /// trains the default config on it with `poseface train`.
 pub fn run(args: TrainArgs) -> Result<()> {
     let root = crate::workspace_root();

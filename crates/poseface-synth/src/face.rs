@@ -87,8 +87,15 @@ fn smoothstep(e0: f32, e1: f32, x: f32) -> f32 {
     t * t * (3.0 - 2.0 * t)
 }
 
+/// `e^x` for `x ≤ 0`, flushed to 0 below −87, where `e^x` is under the smallest normal
+/// `f32` (and the library's `expf` takes a slow path: the face's bumps are evaluated over
+/// the whole head, mostly far out in their tails).
+fn exp_decay(x: f32) -> f32 {
+    if x < -87.0 { 0.0 } else { x.exp() }
+}
+
 fn gauss(dx: f32, sx: f32, dy: f32, sy: f32) -> f32 {
-    (-0.5 * ((dx / sx) * (dx / sx) + (dy / sy) * (dy / sy))).exp()
+    exp_decay(-0.5 * ((dx / sx) * (dx / sx) + (dy / sy) * (dy / sy)))
 }
 
 /// Radius of a super-ellipse slice with half-width `a`, front reach `cf`, back reach `cb`.
@@ -107,7 +114,7 @@ fn superellipse(s: f32, c: f32, a: f32, cf: f32, cb: f32, n: f32) -> f32 {
 /// A smooth maximum (log-sum-exp with softness `k` mm).
 fn smax(a: f32, b: f32, k: f32) -> f32 {
     let m = a.max(b);
-    m + k * (-(a - b).abs() / k).exp().ln_1p()
+    m + k * exp_decay(-(a - b).abs() / k).ln_1p()
 }
 
 /// The expression-independent part of one surface evaluation.
@@ -218,14 +225,14 @@ impl FaceShape {
         let (yb, yt) = (-6.0, id.nose_length);
         let t = ((y - yb) / (yt - yb)).clamp(0.0, 1.0);
         let h = if y < yb {
-            id.nose_bridge * (-((y - yb) / 10.0).powi(2)).exp()
+            id.nose_bridge * exp_decay(-((y - yb) / 10.0).powi(2))
         } else if y <= yt {
             id.nose_bridge + (id.nose_tip - id.nose_bridge) * t.powf(1.6)
         } else {
-            id.nose_tip * (-((y - yt) / 9.0).powi(2)).exp()
+            id.nose_tip * exp_decay(-((y - yt) / 9.0).powi(2))
         };
         let sigma = 4.5 + (id.nose_width * 0.5 - 4.5) * t * t;
-        d += h * (-0.5 * (x / sigma).powi(2)).exp();
+        d += h * exp_decay(-0.5 * (x / sigma).powi(2));
         d += 8.0 * gauss(ax - id.nose_width * 0.78, 5.0, y - (yt + 1.0), 5.0);
         // Eye sockets with the eyeballs in them.
         let ex = ax - id.eye_spacing;
@@ -240,7 +247,7 @@ impl FaceShape {
         let my = id.mouth_y;
         let lt = id.lip_thickness;
         d += 9.0 * gauss(x, 24.0, y - (my - 5.0), 16.0);
-        let across = (-(x / id.mouth_width).powi(4)).exp();
+        let across = exp_decay(-(x / id.mouth_width).powi(4));
         d += 3.5 * across * gauss(0.0, 1.0, y - (my - lt * 0.55), lt * 0.55);
         d += 3.5 * across * gauss(0.0, 1.0, y - (my + lt * 0.65), lt * 0.6);
         d -= 2.0 * across * gauss(0.0, 1.0, y - my, 0.8);
@@ -283,8 +290,8 @@ impl FaceShape {
         let (mut dx, mut dy) = (0.0, 0.0);
         if e.mouth_open > 0.0 {
             let gap = 14.0 * e.mouth_open;
-            let across = 0.6 * (-(x / (id.mouth_width * 1.1)).powi(2)).exp()
-                + 0.4 * (-(x / 60.0).powi(4)).exp();
+            let across = 0.6 * exp_decay(-(x / (id.mouth_width * 1.1)).powi(2))
+                + 0.4 * exp_decay(-(x / 60.0).powi(4));
             dy += gap * smoothstep(my - 0.3, my + 0.3, y) * across;
         }
         if e.smile > 0.0 {

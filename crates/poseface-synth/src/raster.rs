@@ -164,22 +164,28 @@ fn holds_centre(lo: f32, hi: f32) -> bool {
 /// `top` and `bottom` are the screen `x` and `y` of two consecutive vertex rows, `cols + 1`
 /// each (the first vertex repeated at the end, where the grid closes). Grid cell `c` holds
 /// triangle 0, `(top c, top c+1, bottom c)`, and triangle 1, `(top c+1, bottom c+1,
-/// bottom c)`. `first[c]` and `second[c]` get bit 0 when the triangle faces the camera
-/// (positive signed area, as [`Raster::triangle`] computes it) and its box meets the
-/// `width × height` buffer, and bit 1 when, besides, its box holds a sample centre. Only
-/// triangles with bit 1 can cover a sample; both kinds can reach a pixel's area.
+/// bottom c)`; see [`RowClasses`] for what is found.
 pub fn sort_grid_row(
     top: (&[f32], &[f32]),
     bottom: (&[f32], &[f32]),
     width: usize,
     height: usize,
-    first: &mut [u8],
-    second: &mut [u8],
+    out: &mut RowClasses,
 ) {
-    let cols = first.len();
+    let cols = top.0.len() - 1;
     let (tx, ty) = (&top.0[..cols + 1], &top.1[..cols + 1]);
     let (bx, by) = (&bottom.0[..cols + 1], &bottom.1[..cols + 1]);
-    let second = &mut second[..cols];
+    for k in 0..2 {
+        out.class[k].resize(cols, 0);
+        out.bounds[k].resize(cols, [0.0; 4]);
+    }
+    let [first, second] = &mut out.class;
+    let [first_bounds, second_bounds] = &mut out.bounds;
+    let (second, first_bounds, second_bounds) = (
+        &mut second[..cols],
+        &mut first_bounds[..cols],
+        &mut second_bounds[..cols],
+    );
     let (w, h) = (width as f32, height as f32);
     let class = |a: [f32; 2], b: [f32; 2], d: [f32; 2]| {
         let area = edge(a, b, d);
@@ -187,14 +193,26 @@ pub fn sort_grid_row(
         let (lo_y, hi_y) = (a[1].min(b[1]).min(d[1]), a[1].max(b[1]).max(d[1]));
         let shown = (area > 0.0) & (hi_x >= 0.0) & (hi_y >= 0.0) & (lo_x < w) & (lo_y < h);
         let covers = shown & holds_centre(lo_x, hi_x) & holds_centre(lo_y, hi_y);
-        shown as u8 | (covers as u8) << 1
+        (shown as u8 | (covers as u8) << 1, [lo_x, lo_y, hi_x, hi_y])
     };
     for c in 0..cols {
         let (t0, t1) = ([tx[c], ty[c]], [tx[c + 1], ty[c + 1]]);
         let (b0, b1) = ([bx[c], by[c]], [bx[c + 1], by[c + 1]]);
-        first[c] = class(t0, t1, b0);
-        second[c] = class(t1, b1, b0);
+        (first[c], first_bounds[c]) = class(t0, t1, b0);
+        (second[c], second_bounds[c]) = class(t1, b1, b0);
     }
+}
+
+/// What [`sort_grid_row`] finds about the two triangles of each cell of a grid row.
+#[derive(Debug, Clone, Default)]
+pub struct RowClasses {
+    /// Per triangle (0 and 1) and cell: bit 0 when the triangle faces the camera (positive
+    /// signed area, as [`Raster::triangle`] computes it) and its box meets the picture, and
+    /// bit 1 when, besides, its box holds a sample centre. Only triangles with bit 1 can
+    /// cover a sample; both kinds can reach a pixel's area.
+    pub class: [Vec<u8>; 2],
+    /// Per triangle and cell: its bounding box `[lo_x, lo_y, hi_x, hi_y]`.
+    pub bounds: [Vec<[f32; 4]>; 2],
 }
 
 /// Supersamples only chosen pixels (those at an edge of the one-sample picture): each
@@ -242,6 +260,16 @@ impl EdgeSamples {
         self.table.clear();
         self.table.resize(w1 * (height + 1), 0);
         for (y, row) in chosen.chunks_exact(width).enumerate() {
+            if !row.iter().any(|&c| c != 0) {
+                // A row without a chosen pixel (above and below the head): the table
+                // repeats the row above.
+                self.table.copy_within(y * w1..(y + 1) * w1, (y + 1) * w1);
+                for _ in 0..self.words {
+                    self.before.push(self.pixels.len() as u32);
+                    self.bits.push(0);
+                }
+                continue;
+            }
             let mut run = 0u32;
             for (x, &c) in row.iter().enumerate() {
                 run += (c != 0) as u32;
@@ -298,12 +326,33 @@ impl EdgeSamples {
     ) {
         let (a, b, d) = ([v[0][0], v[0][1]], [v[1][0], v[1][1]], [v[2][0], v[2][1]]);
         let area = edge(a, b, d);
-        if area.is_nan() || area <= 0.0 || self.pixels.is_empty() {
-            return;
+        let bounds = [
+            a[0].min(b[0]).min(d[0]),
+            a[1].min(b[1]).min(d[1]),
+            a[0].max(b[0]).max(d[0]),
+            a[1].max(b[1]).max(d[1]),
+        ];
+        if area > 0.0 {
+            self.triangle_within(bounds, || {
+                let (c, regions) = attributes();
+                (v, c, regions)
+            });
         }
-        let (lo_x, hi_x) = (a[0].min(b[0]).min(d[0]), a[0].max(b[0]).max(d[0]));
-        let (lo_y, hi_y) = (a[1].min(b[1]).min(d[1]), a[1].max(b[1]).max(d[1]));
-        if hi_x < 0.0 || hi_y < 0.0 || lo_x >= self.width as f32 || lo_y >= self.height as f32 {
+    }
+
+    /// [`EdgeSamples::triangle`] for a triangle known to face the camera, given its
+    /// bounding box `[lo_x, lo_y, hi_x, hi_y]` (as [`sort_grid_row`] finds it): when the box
+    /// reaches no refined pixel, `triangle` (vertices, colours, regions) is not even asked
+    /// for.
+    pub fn triangle_within(
+        &mut self,
+        [lo_x, lo_y, hi_x, hi_y]: [f32; 4],
+        triangle: impl FnOnce() -> ([ScreenVertex; 3], [[f32; 3]; 3], [u8; 3]),
+    ) {
+        if self.pixels.is_empty()
+            || !(hi_x >= 0.0 && hi_y >= 0.0)
+            || !(lo_x < self.width as f32 && lo_y < self.height as f32)
+        {
             return;
         }
         // Pixels the triangle can reach: `floor(lo) ..= floor(hi)`, clamped.
@@ -313,7 +362,9 @@ impl EdgeSamples {
         if !self.any_in(min_x, min_y, max_x, max_y) {
             return;
         }
-        let (c, regions) = attributes();
+        let (v, c, regions) = triangle();
+        let (a, b, d) = ([v[0][0], v[0][1]], [v[1][0], v[1][1]], [v[2][0], v[2][1]]);
+        let area = edge(a, b, d);
         let region = if regions[0] == regions[1] || regions[0] == regions[2] {
             regions[0]
         } else {
@@ -364,8 +415,8 @@ impl EdgeSamples {
                     let p0 = e0 + dx0 * fx + dy0 * fy;
                     let p1 = e1 + dx1 * fx + dy1 * fy;
                     let p2 = e2 + dx2 * fx + dy2 * fy;
-                    // All of the pixel's samples without branches (as in the narrow-
-                    // triangle path of `Raster::triangle`).
+                    // All of the pixel's samples without branches: each is written back
+                    // unchanged where it is outside the triangle or farther.
                     let depth = &mut self.inv_depth[base..base + ss * ss];
                     let color = &mut self.color[base..base + ss * ss];
                     let regions = &mut self.region[base..base + ss * ss];
@@ -549,22 +600,33 @@ mod tests {
                 )
             };
             let (top, bottom) = (row(y0), row(y0 + 1.2));
-            let (mut first, mut second) = (vec![0u8; cols], vec![0u8; cols]);
+            let mut classes = RowClasses::default();
             sort_grid_row(
                 (&top.0, &top.1),
                 (&bottom.0, &bottom.1),
                 size,
                 size,
-                &mut first,
-                &mut second,
+                &mut classes,
             );
+            let [first, second] = &classes.class;
             for c in 0..cols {
                 let t = |x: &(Vec<f32>, Vec<f32>), i: usize| [x.0[i], x.1[i], 1.0];
                 let tris = [
                     [t(&top, c), t(&top, c + 1), t(&bottom, c)],
                     [t(&top, c + 1), t(&bottom, c + 1), t(&bottom, c)],
                 ];
-                for (v, class) in tris.into_iter().zip([first[c], second[c]]) {
+                let bounds = [classes.bounds[0][c], classes.bounds[1][c]];
+                for ((v, class), bounds) in tris.into_iter().zip([first[c], second[c]]).zip(bounds)
+                {
+                    let (xs, ys) = (v.map(|p| p[0]), v.map(|p| p[1]));
+                    let box_of = |a: [f32; 3]| {
+                        (
+                            a.into_iter().fold(f32::MAX, f32::min),
+                            a.into_iter().fold(f32::MIN, f32::max),
+                        )
+                    };
+                    let ((lo_x, hi_x), (lo_y, hi_y)) = (box_of(xs), box_of(ys));
+                    assert_eq!(bounds, [lo_x, lo_y, hi_x, hi_y]);
                     let mut r = Raster::default();
                     r.reset(size, size);
                     r.triangle(v, [[1.0; 3]; 3], [1; 3]);
@@ -578,17 +640,11 @@ mod tests {
                     assert!(class & 2 == 0 || class & 1 != 0);
                     assert_eq!(
                         class != 0,
-                        faces && {
-                            let (lo_x, hi_x) = (
-                                v.iter().map(|p| p[0]).fold(f32::MAX, f32::min),
-                                v.iter().map(|p| p[0]).fold(f32::MIN, f32::max),
-                            );
-                            let (lo_y, hi_y) = (
-                                v.iter().map(|p| p[1]).fold(f32::MAX, f32::min),
-                                v.iter().map(|p| p[1]).fold(f32::MIN, f32::max),
-                            );
-                            hi_x >= 0.0 && hi_y >= 0.0 && lo_x < size as f32 && lo_y < size as f32
-                        }
+                        faces
+                            && hi_x >= 0.0
+                            && hi_y >= 0.0
+                            && lo_x < size as f32
+                            && lo_y < size as f32
                     );
                     kept += (class & 2 != 0) as usize;
                     shown += (class != 0) as usize;

@@ -17,7 +17,7 @@ use crate::face::FaceShape;
 use crate::identity::{Expression, lerp3};
 use crate::mesh::FaceMesh;
 use crate::noise::{fbm, fbm_row};
-use crate::raster::{EdgeSamples, Raster, sort_grid_row};
+use crate::raster::{EdgeSamples, Raster, RowClasses, sort_grid_row};
 
 /// The model-frame point placed on the optical axis: between the eyes and the mouth.
 pub const FACE_CENTRE: [f32; 3] = [0.0, 36.0, -10.0];
@@ -143,6 +143,7 @@ impl BackgroundSampler {
         }
     }
 
+    #[inline]
     fn at(&self, x: f32, y: f32) -> [f32; 3] {
         match self.background {
             Background::Noise { a, b, .. } => {
@@ -214,9 +215,12 @@ pub enum Antialias {
     Full,
     /// Adaptive supersampling: the picture is drawn with one sample per pixel, then the
     /// pixels at an edge (where coverage changes or the depth steps by more than
-    /// [`EDGE_DEPTH_MM`] to any of the 8 neighbours) are drawn again with `supersample²`
-    /// samples each. Silhouettes and occlusion edges come out as with
+    /// [`EDGE_DEPTH_MM`] to one of the 4 neighbours) are drawn again with `supersample²`
+    /// samples each. Silhouettes and occlusion edges come out nearly as with
     /// [`Antialias::Full`]; elsewhere Gouraud shading is continuous and does not alias.
+    /// What it can miss, since the search looks at pixel centres: a sliver thinner than a
+    /// pixel that covers no pixel centre near it, and a fold whose depth steps by less
+    /// than [`EDGE_DEPTH_MM`] (lips, eyelids); both keep one sample.
     #[default]
     Edges,
 }
@@ -281,13 +285,14 @@ pub struct Renderer {
     chosen: Vec<u8>,
     /// Neighbour-pair steps of one row, for the edge search.
     pairs: Vec<u8>,
-    drawn: Vec<[u32; 3]>,
+    drawn: Vec<([u32; 3], [f32; 4])>,
     /// Screen `x` and `y` per grid row, the first column repeated at the end.
     grid_x: Vec<f32>,
     grid_y: Vec<f32>,
-    /// Per-cell classes from [`sort_grid_row`].
-    first: Vec<u8>,
-    second: Vec<u8>,
+    /// The picture before quantisation.
+    pixels: Vec<[f32; 3]>,
+    /// Per-cell classes and boxes from [`sort_grid_row`].
+    classes: RowClasses,
     position: Vec<[f32; 3]>,
     albedo: Vec<[f32; 3]>,
     normal: Vec<[f32; 3]>,
@@ -398,8 +403,6 @@ impl Renderer {
                 self.grid_y.push(p[1]);
             }
         }
-        self.first.resize(cols, 0);
-        self.second.resize(cols, 0);
         let regions = mesh.regions();
         let (screen, shade, raster) = (&self.screen, &self.shade, &mut self.raster);
         // Triangles shown (facing the camera, in the picture), for the second pass.
@@ -416,14 +419,15 @@ impl Renderer {
                 (&self.grid_x[bottom.clone()], &self.grid_y[bottom]),
                 n,
                 n,
-                &mut self.first,
-                &mut self.second,
+                &mut self.classes,
             );
+            let [first, second] = &self.classes.class;
+            let [first_bounds, second_bounds] = &self.classes.bounds;
             for c in 0..cols {
-                for (t, class) in mesh
-                    .cell(r, c)
+                let cell = mesh.cell(r, c);
+                for (t, (class, bounds)) in cell
                     .into_iter()
-                    .zip([self.first[c], self.second[c]])
+                    .zip([(first[c], first_bounds[c]), (second[c], second_bounds[c])])
                 {
                     if class & 2 != 0 {
                         raster.triangle(
@@ -433,13 +437,17 @@ impl Renderer {
                         );
                     }
                     if keep && class != 0 {
-                        self.drawn.push(t.map(|i| i as u32));
+                        self.drawn.push((t.map(|i| i as u32), bounds));
                     }
                 }
             }
         }
         let background = BackgroundSampler::new(scene.background, size);
-        let mut pixels = vec![[0.0f32; 3]; size * size];
+        // The picture's buffer is kept between pictures: a fresh one of this size would be
+        // a fresh mapping from the system, paid for in page faults each time.
+        let mut pixels = std::mem::take(&mut self.pixels);
+        pixels.clear();
+        pixels.resize(size * size, [0.0; 3]);
         let mut region_map = vec![0u8; size * size];
         if first == 1 {
             for (i, (p, reg)) in pixels.iter_mut().zip(region_map.iter_mut()).enumerate() {
@@ -456,7 +464,8 @@ impl Renderer {
         if first == 1 && ss > 1 {
             self.refine_edges(mesh, size, ss, &background, &mut pixels, &mut region_map);
         }
-        let image = degrade(pixels, size, &scene.degradation);
+        let image = degrade(&mut pixels, size, &scene.degradation);
+        self.pixels = pixels;
         // Landmarks: projected, then checked against the depth buffer.
         let lm3 = shape.landmarks(e);
         let projected = project_points(&lm3, scene.pose, &cam);
@@ -532,10 +541,11 @@ impl Renderer {
         self.edges.reset(size, size, ss, &self.chosen);
         let regions = mesh.regions();
         let (screen, shade, edges) = (&self.screen, &self.shade, &mut self.edges);
-        for t in &self.drawn {
+        for &(t, bounds) in &self.drawn {
             let t = t.map(|i| i as usize);
-            edges.triangle([screen[t[0]], screen[t[1]], screen[t[2]]], || {
+            edges.triangle_within(bounds, || {
                 (
+                    [screen[t[0]], screen[t[1]], screen[t[2]]],
                     [shade[t[0]], shade[t[1]], shade[t[2]]],
                     [regions[t[0]], regions[t[1]], regions[t[2]]],
                 )
@@ -580,9 +590,9 @@ impl Renderer {
 }
 
 /// Blur, sensor noise and compression, then quantisation to 8 bits.
-fn degrade(mut pixels: Vec<[f32; 3]>, size: usize, d: &Degradation) -> RgbImage {
+fn degrade(pixels: &mut Vec<[f32; 3]>, size: usize, d: &Degradation) -> RgbImage {
     if d.blur_sigma > 0.05 {
-        pixels = gaussian_blur(&pixels, size, d.blur_sigma);
+        *pixels = gaussian_blur(pixels, size, d.blur_sigma);
     }
     if d.noise_sigma > 0.0 {
         // Sensor noise: an Irwin–Hall approximation of a Gaussian (the sum of the four
@@ -627,10 +637,15 @@ fn degrade(mut pixels: Vec<[f32; 3]>, size: usize, d: &Degradation) -> RgbImage 
         *o = quantise(v);
     }
     if let Some(q) = d.jpeg_quality {
-        // Encoded as most photos on the web are: 4:2:0 chroma subsampling (the encoder's
-        // default), by a SIMD encoder that takes about a third of the time of `image`'s.
+        // Encoded as most photos are stored: 4:2:0 chroma subsampling with each 2 × 2 block
+        // averaged (libjpeg's way). `jpeg-encoder` takes about a third of the time of
+        // `image`'s encoder; its scalar integer code is used (no run-time SIMD choice), so
+        // the bytes do not depend on the CPU.
         let mut bytes = Vec::with_capacity(size * size);
-        jpeg_encoder::Encoder::new(&mut bytes, q.clamp(1, 100))
+        let mut encoder = jpeg_encoder::Encoder::new(&mut bytes, q.clamp(1, 100));
+        encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+        encoder.set_chroma_subsampling_method(jpeg_encoder::ChromaSubsamplingMethod::Average);
+        encoder
             .encode(
                 img.as_raw(),
                 size as u16,
@@ -688,7 +703,7 @@ fn mean_of_samples(
 }
 
 /// Sets `chosen[i]` (to 1) for every pixel of the `size × size` inverse-depth buffer
-/// `depth` that steps to one of its 8 neighbours (see [`Antialias::Edges`]), looking only
+/// `depth` that steps to one of its 4 neighbours (see [`Antialias::Edges`]), looking only
 /// at the box `[x0, y0, x1, y1]` (inclusive) outside which every pixel is empty; `pairs`
 /// is scratch space.
 fn mark_edges(
@@ -699,17 +714,13 @@ fn mark_edges(
     chosen: &mut [u8],
 ) {
     let step = |a: f32, b: f32| ((a - b).abs() > EDGE_DEPTH_MM * a * b) as u8;
-    // A pixel is chosen when it steps to any of its 8 neighbours. Each pair of
-    // neighbours is tested once, a row (and the row below) at a time, in element-wise
-    // loops over slices that the compiler turns into vector code. With `x = x0 + k`:
-    // `right[k]` is the pair (x, x+1); `down[k]` (x, x below); `down_right[k]`
-    // (x, x+1 below); `down_left[k]` (x+1, x below).
+    // Each pair of neighbours is tested once, a row (and the row below) at a time, in
+    // element-wise loops over slices that the compiler turns into vector code. With
+    // `x = x0 + k`: `right[k]` is the pair (x, x+1), `down[k]` the pair (x, x below).
     let width = x1 - x0 + 1;
     pairs.clear();
-    pairs.resize(4 * width, 0);
-    let (right, rest) = pairs.split_at_mut(width);
-    let (down, rest) = rest.split_at_mut(width);
-    let (down_right, down_left) = rest.split_at_mut(width);
+    pairs.resize(2 * width, 0);
+    let (right, down) = pairs.split_at_mut(width);
     let row = |y: usize| y * size + x0..y * size + x1 + 1;
     for y in y0..y1 + 1 {
         let cur = &depth[row(y)];
@@ -730,33 +741,11 @@ fn mark_edges(
         for ((e, a), b) in down.iter_mut().zip(cur).zip(below) {
             *e = step(*a, *b);
         }
-        for ((e, a), b) in down_right.iter_mut().zip(cur).zip(&below[1..]) {
-            *e = step(*a, *b);
+        for (o, d) in out.iter_mut().zip(down.iter()) {
+            *o |= d;
         }
-        for ((e, a), b) in down_left.iter_mut().zip(&cur[1..]).zip(below) {
-            *e = step(*a, *b);
-        }
-        // This row's pixel x: below, below-right, and below-left (pair x−1 of `down_left`).
-        for ((o, d), r) in out
-            .iter_mut()
-            .zip(down.iter())
-            .zip(&down_right[..width - 1])
-        {
-            *o |= d | r;
-        }
-        out[width - 1] |= down[width - 1];
-        for (o, l) in out[1..].iter_mut().zip(&down_left[..width - 1]) {
-            *o |= l;
-        }
-        // The pixel x below: above, above-right (`down_left[k]`), above-left (pair
-        // x−1 of `down_right`).
-        let out = &mut chosen[row(y + 1)];
-        for ((o, d), l) in out.iter_mut().zip(down.iter()).zip(&down_left[..width - 1]) {
-            *o |= d | l;
-        }
-        out[width - 1] |= down[width - 1];
-        for (o, r) in out[1..].iter_mut().zip(&down_right[..width - 1]) {
-            *o |= r;
+        for (o, d) in chosen[row(y + 1)].iter_mut().zip(down.iter()) {
+            *o |= d;
         }
     }
 }
@@ -847,14 +836,9 @@ mod quantise_tests {
                         let (x, y) = ((i % size) as isize, (i / size) as isize);
                         let a = depth[i];
                         let mut e = 0;
-                        for (dx, dy) in (-1..=1).flat_map(|dy| (-1..=1).map(move |dx| (dx, dy))) {
+                        for (dx, dy) in [(-1, 0), (1, 0), (0, -1), (0, 1)] {
                             let (u, v) = (x + dx, y + dy);
-                            if (dx, dy) == (0, 0)
-                                || u < 0
-                                || v < 0
-                                || u >= size as isize
-                                || v >= size as isize
-                            {
+                            if u < 0 || v < 0 || u >= size as isize || v >= size as isize {
                                 continue;
                             }
                             let b = depth[(v * size as isize + u) as usize];

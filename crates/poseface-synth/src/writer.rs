@@ -103,7 +103,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SynthError + '_ {
 /// Writes the whole dataset of `config` into `out`. `progress(stage, done, total)` is called
 /// from worker threads as images are made.
 ///
-/// `synth.json` records [`GENERATOR_VERSION`], so that a dataset made by another version of
+/// Files of the layout above already in `out` are overwritten; others are left alone
+/// ([`clear_dataset`] removes a dataset's files first). `synth.json` records [`GENERATOR_VERSION`], so that a dataset made by another version of
 /// the generator can be told apart (and regenerated) without comparing its pictures.
 pub fn write_dataset(
     config: &SynthConfig,
@@ -136,6 +137,39 @@ pub fn write_dataset(
     let text = serde_json::to_string_pretty(&json).expect("plain data serialises");
     poseface_data::fsutil::write_atomic(&out.join("synth.json"), text.as_bytes())?;
     Ok(report)
+}
+
+/// The files and folders [`write_dataset`] writes, `synth.json` (the last written) first.
+pub const DATASET_FILES: [&str; 10] = [
+    "synth.json",
+    "train.rec",
+    "train.idx",
+    "property",
+    SIDECAR_FILE,
+    "synth_cplfw.bin",
+    "synth_lfw.bin",
+    "synth_cplfw.yaws.txt",
+    "synth_lfw.yaws.txt",
+    "ijb",
+];
+
+/// Removes the files and folders of a synthetic dataset ([`DATASET_FILES`]) from `dir`,
+/// `synth.json` first, so that an interrupted removal never leaves a dataset that looks
+/// whole; anything else in `dir` stays.
+pub fn clear_dataset(dir: &Path) -> Result<(), SynthError> {
+    for name in DATASET_FILES {
+        let path = dir.join(name);
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        match removed {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&path)(e)),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn write_train(

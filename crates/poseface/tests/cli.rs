@@ -247,8 +247,13 @@ fn synth_reuse_keeps_a_current_dataset_and_replaces_another_versions() {
         Some(poseface::synth::writer::GENERATOR_VERSION.into())
     );
     assert!(synth(&["--reuse"]).contains("already holds this dataset"));
-    // Another seed is another dataset: regenerated in place of the first.
-    std::fs::write(out.join("stale-file"), b"left by an older dataset").unwrap();
+    let report: serde_json::Value = serde_json::from_str(&synth(&["--reuse", "--json"])).unwrap();
+    assert_eq!(report["train_images"], 144);
+    // Another seed is another dataset: regenerated in place of the first. What was the old
+    // dataset's goes (a crop of a larger IJB set); what is not a dataset's stays.
+    let stale = out.join("ijb/loose_crop/99999.jpg");
+    std::fs::write(&stale, b"left by an older dataset").unwrap();
+    std::fs::write(out.join("notes.txt"), b"mine").unwrap();
     let mut other = recorded.clone();
     other["config"]["seed"] = 9.into();
     std::fs::write(out.join("synth.json"), other.to_string()).unwrap();
@@ -258,8 +263,8 @@ fn synth_reuse_keeps_a_current_dataset_and_replaces_another_versions() {
         first,
         "the same configuration gives the same bytes"
     );
-    assert!(!out.join("stale-file").exists(), "the old dataset is gone");
-    assert!(!dir.path().join("synth.new").exists());
+    assert!(!stale.exists(), "the old dataset is gone");
+    assert_eq!(std::fs::read(out.join("notes.txt")).unwrap(), b"mine");
     // A dataset from before versions were recorded is regenerated too.
     let mut old = recorded;
     old.as_object_mut().unwrap().remove("generator_version");

@@ -9,7 +9,7 @@ use poseface_synth::config::{Preset, SynthConfig};
 use poseface_synth::generate::Generator;
 use poseface_synth::montage::{montage, montage_yaws};
 use poseface_synth::scene::PosePreset;
-use poseface_synth::writer::{GENERATOR_VERSION, write_dataset};
+use poseface_synth::writer::{GENERATOR_VERSION, clear_dataset, write_dataset};
 
 /// Arguments of `poseface data synth`.
 #[derive(Args)]
@@ -40,8 +40,8 @@ pub struct SynthArgs {
     #[arg(long)]
     images_per_identity: Option<usize>,
     /// Keep OUT as it is when it already holds this dataset (its synth.json names the same
-    /// generator version and configuration); otherwise generate it beside OUT and swap it
-    /// in, replacing a dataset made by another version or configuration.
+    /// generator version and configuration); otherwise remove the files of any dataset in
+    /// OUT (other files stay) and generate it.
     #[arg(long)]
     reuse: bool,
     /// Print the report as JSON.
@@ -49,16 +49,15 @@ pub struct SynthArgs {
     json: bool,
 }
 
-/// Whether `dir/synth.json` describes the dataset `config` by this generator version.
-fn holds(dir: &Path, config: &SynthConfig) -> bool {
-    let Ok(text) = std::fs::read_to_string(dir.join("synth.json")) else {
-        return false;
-    };
-    let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return false;
-    };
-    json.get("generator_version").and_then(|v| v.as_u64()) == Some(GENERATOR_VERSION.into())
-        && serde_json::to_value(config).ok().as_ref() == json.get("config")
+/// The report recorded in `dir/synth.json` when it describes the dataset `config` made by
+/// this generator version.
+fn held_report(dir: &Path, config: &SynthConfig) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join("synth.json")).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let same = json.get("generator_version").and_then(|v| v.as_u64())
+        == Some(GENERATOR_VERSION.into())
+        && serde_json::to_value(config).ok().as_ref() == json.get("config");
+    same.then(|| json.get("report").cloned()).flatten()
 }
 
 /// Runs `poseface data synth`.
@@ -92,37 +91,29 @@ pub fn run(a: SynthArgs) -> Result<()> {
         }
     }
     let Some(out) = &a.out else { return Ok(()) };
-    if a.reuse && holds(out, &config) {
-        if !a.json {
-            println!(
-                "{} already holds this dataset (generator version {GENERATOR_VERSION})",
-                out.display()
-            );
+    if a.reuse {
+        if let Some(report) = held_report(out, &config) {
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "{} already holds this dataset (generator version {GENERATOR_VERSION})",
+                    out.display()
+                );
+            }
+            return Ok(());
         }
-        return Ok(());
-    }
-    // Replacing a dataset: made beside it and swapped in, so that nothing of the old one
-    // lingers and a failed run leaves it whole.
-    let replace = a.reuse && out.join("synth.json").exists();
-    let target = if replace {
-        let mut name = out.file_name().unwrap_or_default().to_os_string();
-        name.push(".new");
-        let fresh = out.with_file_name(name);
-        if fresh.exists() {
-            std::fs::remove_dir_all(&fresh)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", fresh.display()))?;
-        }
-        if !a.json {
+        if out.join("synth.json").exists() && !a.json {
             println!(
                 "{} holds a dataset of another generator version or configuration: \
                  regenerating it",
                 out.display()
             );
         }
-        fresh
-    } else {
-        out.clone()
-    };
+        // Whatever is there of a dataset (an older one, or an interrupted run) goes, so
+        // that none of it lingers beside the new one; other files stay.
+        clear_dataset(out)?;
+    }
     let bar = super::progress_bar("synth", a.json);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -131,7 +122,7 @@ pub fn run(a: SynthArgs) -> Result<()> {
         .expect("valid template"),
     );
     let start = Instant::now();
-    let mut report = write_dataset(&config, &target, &|stage, done, total| {
+    let report = write_dataset(&config, out, &|stage, done, total| {
         if done == 0 {
             bar.set_message(stage.to_string());
             bar.set_length(total);
@@ -142,13 +133,6 @@ pub fn run(a: SynthArgs) -> Result<()> {
         }
     })?;
     bar.finish_and_clear();
-    if replace {
-        std::fs::remove_dir_all(out).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
-        std::fs::rename(&target, out).map_err(|e| {
-            anyhow::anyhow!("moving {} to {}: {e}", target.display(), out.display())
-        })?;
-        report.out = out.clone();
-    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
