@@ -391,30 +391,35 @@ fn synth_section(root: &Path, quick: bool) -> Result<String> {
          - **A coarser mesh where it does not show.** 64 × 72 vertices (9,088 triangles) instead of \
          96 × 108 (20,544), with the columns placed by region: 15 a side over the eyes, nose and mouth \
          (2.7° apart), 6 over the cheek, 7 over the ear (so that it still stands out in profile) and 4 over \
-         the back of the head, which is only ever seen as a silhouette. Building a mesh takes \
-         half the time, and so do the per-vertex transform, shading and normals.\n\
+         the back of the head, which is only ever seen as a silhouette. The per-vertex transform, shading \
+         and normals take half the time, and so does building a mesh, which is faster again for flushing \
+         the face model's far-out Gaussian tails to 0 instead of letting `expf` take its slow underflow \
+         path.\n\
          - **Anti-aliasing at the edges only.** One sample per pixel, then 2×2 samples in the pixels where \
-         the depth steps by more than 8 mm to a neighbour (the silhouette and occlusion edges: about 5% of \
-         the pixels); inside, Gouraud shading is continuous and does not alias. Against 2×2 supersampling \
-         everywhere: 0.03–0.09 grey levels apart on average, and 2.6% of the one-sample error where that \
-         error is visible (a test checks both).\n\
+         the depth steps by more than 8 mm to one of the 4 neighbours (the silhouette and occlusion edges: \
+         2.9% of the pixels on average as the datasets draw them); inside, Gouraud shading is continuous and \
+         does not alias. Against 2×2 supersampling everywhere: 0.03–0.09 grey levels apart on average, and \
+         2.7% of the one-sample error where that error is visible (a test checks both).\n\
          - **Triangles sorted a grid row at a time.** Whether a triangle faces the camera, meets the \
-         picture and holds a sample centre is decided for a whole row of the grid in vector lanes, so the \
-         per-triangle set-up runs only for the ~4,300 triangles of ~9,100 that can cover a sample.\n\
+         picture and holds a sample centre is decided, with its box, for a whole row of the grid in vector \
+         lanes, so the per-triangle set-up runs only for the ~4,300 triangles of ~9,100 that can cover a \
+         sample, and the edge pass looks at the ~4,700 shown triangles' boxes before touching their \
+         vertices.\n\
          - **Cheaper per-picture work.** The noise background's grid hashes each lattice value once per \
          run of grid points in its cell (bit-identical); a gradient's angle is turned into sine and cosine \
          once per picture, not per pixel; sensor noise comes from eight xorshift32 streams side by side (one \
          draw per value, in vector lanes); quantisation to 8 bits avoids float-to-integer conversions, which \
          do not vectorise on baseline x86-64 (bit-identical); the blur adds whole shifted rows \
-         (bit-identical); the JPEG degradation uses a SIMD encoder with 4:2:0 chroma subsampling, as most \
-         photos are stored (`jpeg-encoder`: about 0.15 ms for a 160×160 picture against 0.43 ms for `image`'s \
-         4:4:4 encoder).\n\n\
+         (bit-identical); the JPEG degradation uses `jpeg-encoder` with 4:2:0 box-averaged chroma, as \
+         libjpeg stores most photos (about 0.2 ms for a 160×160 picture against 0.45–0.6 ms for `image`'s \
+         4:4:4 encoder). Its scalar code is used on purpose: its AVX2 path, chosen at run time, gives other \
+         bytes, and the datasets must not depend on the CPU.\n\n\
          Tried and dropped: drawing the rows of narrow triangles four samples at a time without branches \
-         (9% slower), as a branch-free sample loop was before. `perf` of the all-cores rendering row: 21% \
-         drawing triangles, 19% the edge pass (15% drawing into the refined pixels' samples, 4% indexing \
-         them), 22% the rest of the renderer (vertex transform and shading, compositing, edge search, \
-         degradations inlined), 11% building meshes (the face model's `exp`/`pow`-heavy surface), 7% the \
-         noise background, 2% sorting triangles, 2% normals, 1% JPEG encoding.\n",
+         (9% slower), as a branch-free sample loop was before. `perf` of the all-cores rendering row: 19% \
+         drawing triangles, 15% the edge pass (11% drawing into the refined pixels' samples, 4% indexing \
+         them), 24% the rest of the renderer (vertex transform and shading, compositing, edge search, \
+         sensor noise and quantisation, inlined), 9% building meshes, 7% the noise background, 5% JPEG \
+         encoding, 2% sorting triangles, 2% normals.\n",
         1e3 / edges,
         1e3 / build,
     ))

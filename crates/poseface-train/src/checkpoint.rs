@@ -10,7 +10,9 @@
 //! projections (`backbone.optim.bpk`, `pose_head.optim.bpk`: burn's optimiser records, keyed
 //! by the path-derived parameter ids of `poseface_model::param_ids`), the head's running
 //! state and the step. The resolved config is saved too (`config.toml`), and a
-//! resume whose config changes what is trained is refused.
+//! resume whose config changes what is trained is refused; so is one on other training data
+//! at the same path (`state.json` keeps a fingerprint of it: the CRC-32 of the RecordIO
+//! index and the record file's length, or of an ImageFolder's list).
 //!
 //! Weights are written in float32 whatever `optim.precision` is, and cast back to the
 //! network's float type on loading; the optimiser records keep the device's float type,
@@ -42,6 +44,10 @@ pub struct CheckpointState {
     /// (0 in checkpoints written before it was recorded).
     #[serde(default)]
     pub train_seconds: f64,
+    /// A fingerprint of the training data (see `Trainer`'s resume check); absent in
+    /// checkpoints written before it was recorded.
+    #[serde(default)]
+    pub data: Option<u64>,
 }
 
 /// What a checkpoint holds.

@@ -166,6 +166,8 @@ pub struct Trainer {
     /// Seconds spent in training steps by earlier sessions of the run.
     prior_train_seconds: f64,
     val: Vec<VerificationSet>,
+    /// [`data_fingerprint`] of the training data, saved with each checkpoint.
+    data_fingerprint: u64,
     warnings: Vec<String>,
 }
 
@@ -267,6 +269,7 @@ impl Trainer {
             )));
         }
         let classes = class_count(dataset.storage())?;
+        let data_fingerprint = data_fingerprint(dataset.storage(), &config.data.train)?;
         // Weight initialisation draws from the device's generator, which every user of the
         // device shares: seeding and drawing happen under one lock so that trainers built
         // concurrently in one process still start from their seed's weights.
@@ -413,6 +416,19 @@ impl Trainer {
                         .load_optimizer(POSE_HEAD_IDS, optim_pose)?
                         .unwrap_or_else(|| sgd(&config.optim).init());
                 }
+                if let Some(saved) = state.data
+                    && saved != data_fingerprint
+                {
+                    return Err(TrainError::Data(format!(
+                        "cannot resume {}: the training data in {} is not what {} was trained \
+                         on (fingerprint {saved:016x}, now {data_fingerprint:016x}; a \
+                         regenerated synthetic set, or another dataset at that path); start a \
+                         new run under another name, or remove the run directory",
+                        run_dir.display(),
+                        config.data.train.display(),
+                        ckpt.dir.display(),
+                    )));
+                }
                 head.set_state(state.head);
                 start_step = state.step;
                 prior_train_seconds = state.train_seconds;
@@ -462,6 +478,7 @@ impl Trainer {
             optim_pose,
             start_step,
             prior_train_seconds,
+            data_fingerprint,
             val,
             warnings,
         })
@@ -904,6 +921,7 @@ impl Trainer {
             step,
             head: self.head.state(),
             train_seconds,
+            data: Some(self.data_fingerprint),
         };
         let pose_head = self.pose.as_ref().map(|m| m.valid());
         let optimizers = [
@@ -951,6 +969,30 @@ fn changed_section(saved: &ExperimentConfig, now: &ExperimentConfig) -> Option<S
         .map(|(name, a, b)| {
             format!("{name}` differs from the checkpoint's config (was {a}, now {b}")
         })
+}
+
+/// A fingerprint of the training data at `path`, so that a run is not resumed on other
+/// data (a regenerated synthetic set, another copy of a dataset): the CRC-32 of a RecordIO
+/// index with the length of its record file, or of an ImageFolder's image paths and labels.
+/// Cheap next to training: it reads the index, not the records.
+fn data_fingerprint(storage: &FaceStorage, path: &Path) -> Result<u64, TrainError> {
+    let mut crc = crc32fast::Hasher::new();
+    let length = match storage {
+        FaceStorage::Record(_) => {
+            let (idx, rec) = (path.join("train.idx"), path.join("train.rec"));
+            crc.update(&std::fs::read(&idx).map_err(|e| io(&idx, e))?);
+            std::fs::metadata(&rec).map_err(|e| io(&rec, e))?.len()
+        }
+        FaceStorage::Folder(f) => {
+            for image in f.images() {
+                let relative = image.path.strip_prefix(f.root()).unwrap_or(&image.path);
+                crc.update(relative.to_string_lossy().as_bytes());
+                crc.update(&image.label.to_le_bytes());
+            }
+            f.len() as u64
+        }
+    };
+    Ok(length << 32 | u64::from(crc.finalize()))
 }
 
 fn class_count(storage: &FaceStorage) -> Result<usize, TrainError> {

@@ -92,6 +92,19 @@ fn trains_checkpoints_and_resumes_on_tiny_synthetic_faces() {
     let e = Trainer::new(changed, &device, true).err().expect("refused");
     assert!(e.to_string().contains("`optim` differs"), "{e}");
 
+    // Other data at the same path (a regenerated set): resuming on it is refused, and
+    // the original data, regenerated, is accepted again.
+    let original = std::fs::read(data.join("train.idx")).unwrap();
+    let other =
+        poseface_synth::config::SynthConfig::preset(poseface_synth::config::Preset::Tiny, 6);
+    poseface_synth::writer::write_dataset(&other, &data, &|_, _, _| {}).unwrap();
+    assert_ne!(std::fs::read(data.join("train.idx")).unwrap(), original);
+    let e = Trainer::new(config(&data, &runs, head, &[]), &device, true)
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("is not what"), "{e}");
+    tiny_data(&data);
+
     // The second session resumes at step 8 and runs the remaining 4 steps.
     let second = config(&data, &runs, head, &[]);
     let mut trainer = Trainer::new(second, &device, true).unwrap();
