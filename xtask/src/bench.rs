@@ -384,9 +384,9 @@ fn synth_section(root: &Path, quick: bool) -> Result<String> {
          renderer about a quarter of its speed). {verdict}: at 2,000 images/s on 2 cores a picture may \
          take {budget:.2} ms of one core, and a picture as the datasets draw it takes {per:.2} ms ({align:.2} ms more to \
          align it; on the 2-core AMD EPYC this text was written on, two threads render about 1.9× as fast as one).\n\n\
-         How it got there (generator version 2, which changed the datasets' bytes; version 1 drew 1,133 \
+         How it got there (generator version 3, which changed the datasets' bytes; version 1 drew 1,133 \
          pictures/s on the same machine). With 2×2 supersampling in every pixel the old renderer spent most \
-         of its time on set-up per triangle and on samples that anti-aliasing does not need, so version 2 \
+         of its time on set-up per triangle and on samples that anti-aliasing does not need, so version 3 \
          does less work per picture:\n\n\
          - **A coarser mesh where it does not show.** 64 × 72 vertices (9,088 triangles) instead of \
          96 × 108 (20,544), with the columns placed by region: 15 a side over the eyes, nose and mouth \

@@ -87,9 +87,9 @@ fn smoothstep(e0: f32, e1: f32, x: f32) -> f32 {
     t * t * (3.0 - 2.0 * t)
 }
 
-/// `e^x` for `x ≤ 0`, flushed to 0 below −87, where `e^x` is under the smallest normal
-/// `f32` (and the library's `expf` takes a slow path: the face's bumps are evaluated over
-/// the whole head, mostly far out in their tails).
+/// `e^x` for `x ≤ 0`, flushed to 0 below −87, where `e^x` nears the smallest normal `f32`
+/// (and the library's `expf` takes a slow path: the face's bumps are evaluated over the
+/// whole head, mostly far out in their tails).
 fn exp_decay(x: f32) -> f32 {
     if x < -87.0 { 0.0 } else { x.exp() }
 }

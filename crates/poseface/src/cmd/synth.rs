@@ -40,8 +40,8 @@ pub struct SynthArgs {
     #[arg(long)]
     images_per_identity: Option<usize>,
     /// Keep OUT as it is when it already holds this dataset (its synth.json names the same
-    /// generator version and configuration); otherwise remove the files of any dataset in
-    /// OUT (other files stay) and generate it.
+    /// generator version and configuration); otherwise, when OUT holds another synthetic
+    /// dataset, remove that dataset's files (other files stay), and generate it.
     #[arg(long)]
     reuse: bool,
     /// Print the report as JSON.
@@ -103,16 +103,19 @@ pub fn run(a: SynthArgs) -> Result<()> {
             }
             return Ok(());
         }
-        if out.join("synth.json").exists() && !a.json {
-            println!(
-                "{} holds a dataset of another generator version or configuration: \
-                 regenerating it",
-                out.display()
-            );
+        // A dataset of ours (it has a synth.json) of another version or configuration goes
+        // first, so that none of it lingers beside the new one; other files stay, and a
+        // directory without a synth.json is never cleared.
+        if out.join("synth.json").exists() {
+            if !a.json {
+                println!(
+                    "{} holds a dataset of another generator version or configuration: \
+                     regenerating it",
+                    out.display()
+                );
+            }
+            clear_dataset(out)?;
         }
-        // Whatever is there of a dataset (an older one, or an interrupted run) goes, so
-        // that none of it lingers beside the new one; other files stay.
-        clear_dataset(out)?;
     }
     let bar = super::progress_bar("synth", a.json);
     bar.set_style(
