@@ -160,6 +160,18 @@ fn pipeline_section(root: &Path, quick: bool) -> Result<String> {
             "| RecordIO of 112×112 aligned JPEGs (what training reads): read + decode + flip + normalise, images/s per core | – | {records:.0} | skipped: Python peer unavailable | – |"
         ),
     };
+    // The least decoding any per-face pipeline can do on these photos (libjpeg-turbo, only
+    // the rows up to and the columns of the box a face's warp reads), as a rate bound.
+    let least = decode_bound(root, quick);
+    let least_us = least.as_ref().and_then(|b| b["roi_decode_us"].as_f64());
+    let bound_row = match (least_us, peer_rate) {
+        (Some(us), Some(p)) => format!(
+            "| bound: libjpeg-turbo decoding only what the warp reads, and nothing else, images/s per core | – | {:.0} | {p:.0} (the peer's whole pipeline) | {:.2}× |",
+            1e6 / us,
+            1e6 / us / p
+        ),
+        _ => "| bound: libjpeg-turbo decoding only what the warp reads, and nothing else | – | skipped: gcc, libjpeg-turbo or the Python peer unavailable | – | – |".to_string(),
+    };
     let (stages, times) = pipeline_stages(root, peer.as_ref())?;
     // Stage times in the table's order: decode, fit, warp, flip, normalise.
     let total: f64 = times.iter().sum();
@@ -181,9 +193,36 @@ fn pipeline_section(root: &Path, quick: bool) -> Result<String> {
         Some(p) => format!("{:.1}× the time", warp / p),
         None => "more time than".to_string(),
     };
+    let least_text = match (least.as_ref(), least_us) {
+        (Some(b), Some(us)) => format!(
+            "Nor is it in reach of one that decodes as little as possible. The third row is that bound, measured (`scripts/jpeg_roi_bound.py`, which builds \
+             `scripts/jpeg_roi_bound.c` against the system libjpeg-turbo): per face, libjpeg-turbo decodes only \
+             the columns of the box of photo pixels that the face's 112×112 warp reads \
+             (`jpeg_crop_scanline`), skips the rows above it (`jpeg_skip_scanlines`) and stops after its last \
+             row. The boxes hold {:.1}% of the photos' pixels, and their pixels equal a whole decode's (largest \
+             difference {}). It takes {us:.0} µs per face against {:.0} µs for the whole photo: these photos are \
+             baseline JPEGs without restart markers, which cannot be entered in the middle, so every Huffman code up to the box's \
+             last row ({:.0}% of the rows on average) must still be decoded: skipping through the box's last row \
+             without producing a pixel takes {:.0} µs of them ({:.0}%). A decoder doing the least possible work, with every stage after it free, would run \
+             at the ratio in that row; the 10× goal needs {:.0} µs per face for everything. What would come \
+             closer to the bound: decoding only the box's rows and columns in our decoder (now it decodes the \
+             whole photo), then the warp ({warp_share:.0}% of our time).",
+            100.0 * b["roi_pixel_share"].as_f64().unwrap_or(f64::NAN),
+            b["roi_max_abs_diff"],
+            b["full_decode_us"].as_f64().unwrap_or(f64::NAN),
+            100.0 * b["rows_through_box_share"].as_f64().unwrap_or(f64::NAN),
+            b["entropy_through_box_us"].as_f64().unwrap_or(f64::NAN),
+            100.0 * b["entropy_through_box_us"].as_f64().unwrap_or(f64::NAN) / us,
+            peer_rate.map_or(f64::NAN, |p| 1e6 / p / 10.0),
+        ),
+        _ => format!(
+            "What would move it: decoding only the rows and columns the warp reads; then the warp \
+             ({warp_share:.0}% of our time)."
+        ),
+    };
     Ok(format!(
         "## Data pipeline (`poseface-data`)\n\n\
-         | what | goal | ours | peer | ratio |\n|---|---|---|---|---|\n{row}\n{records_row}\n\n\
+         | what | goal | ours | peer | ratio |\n|---|---|---|---|---|\n{row}\n{records_row}\n{bound_row}\n\n\
          Faces: the 43 annotated faces of `../shared/golden/dlib_faces` (photos ≤ 500 px), one thread each side, \
          built in release mode. The second row reads the same faces aligned, as a RecordIO dataset of 112×112 \
          JPEGs (quality 95, written by the benchmark to `target/bench/aligned_rec/`), as insightface's training \
@@ -196,10 +235,35 @@ fn pipeline_section(root: &Path, quick: bool) -> Result<String> {
          and the synthetic datasets stay byte-identical, runs eight pixels at a time but gathers their source \
          pixels one by one, where cv2 interpolates in fixed point with SIMD throughout. Since both sides must \
          decode the photo, the 10× goal is out of reach of any pipeline that decodes it whole: with every stage \
-         after decoding free, ours would run at {bound}. What would move it: decoding with DCT scaling (1/2, 1/4, \
-         1/8) when the face is much smaller than the photo, or only the rows and columns the warp reads; then the \
-         warp ({warp_share:.0}% of our time).\n"
+         after decoding free, ours would run at {bound}. {least_text}\n"
     ))
+}
+
+/// Runs `scripts/jpeg_roi_bound.py` in the benchmark venv; `None` (with a message) when it
+/// cannot (no Python packages, no gcc, no libjpeg-turbo development files).
+fn decode_bound(root: &Path, quick: bool) -> Option<serde_json::Value> {
+    let py = bench_venv(root)?;
+    let secs = if quick { "1" } else { "5" };
+    let out = Command::new(&py)
+        .current_dir(root)
+        .args([
+            "scripts/jpeg_roi_bound.py",
+            "--data",
+            "../shared/golden/dlib_faces",
+            "--min-seconds",
+            secs,
+        ])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "skipping the decoding bound: scripts/jpeg_roi_bound.py failed (it needs gcc and \
+             libjpeg-turbo's development files, Debian's libjpeg62-turbo-dev):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
 }
 
 /// `doc` with the `## ` section that has `section`'s heading replaced by `section`, with

@@ -249,6 +249,18 @@ fn synth_reuse_keeps_a_current_dataset_and_replaces_another_versions() {
     assert!(synth(&["--reuse"]).contains("already holds this dataset"));
     let report: serde_json::Value = serde_json::from_str(&synth(&["--reuse", "--json"])).unwrap();
     assert_eq!(report["train_images"], 144);
+    assert_eq!(report["out"], o);
+    // Moved elsewhere, it is still the same dataset, and reported where it now is.
+    let moved = dir.path().join("moved");
+    std::fs::rename(&out, &moved).unwrap();
+    let m = moved.to_str().unwrap();
+    let run = poseface(&[
+        "data", "synth", "--preset", "tiny", "--seed", "2", "--out", m, "--reuse", "--json",
+    ]);
+    assert!(run.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(report["out"], m);
+    std::fs::rename(&moved, &out).unwrap();
     // Another seed is another dataset: regenerated in place of the first. What was the old
     // dataset's goes (a crop of a larger IJB set); what is not a dataset's stays.
     let stale = out.join("ijb/loose_crop/99999.jpg");

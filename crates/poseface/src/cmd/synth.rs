@@ -92,7 +92,12 @@ pub fn run(a: SynthArgs) -> Result<()> {
     }
     let Some(out) = &a.out else { return Ok(()) };
     if a.reuse {
-        if let Some(report) = held_report(out, &config) {
+        if let Some(mut report) = held_report(out, &config) {
+            // The dataset may have been made at another path (moved, or named relatively
+            // from elsewhere): report where it is now.
+            if let Some(o) = report.get_mut("out") {
+                *o = serde_json::Value::String(out.display().to_string());
+            }
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

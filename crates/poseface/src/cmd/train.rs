@@ -137,12 +137,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
 }
 
 fn print_summary(s: &TrainSummary) {
+    // A resumed run that had already reached its last step trains nothing in this session.
+    let rate = if s.final_loss.is_some() {
+        format!("{:.0} img/s while training", s.images_per_second)
+    } else {
+        "no step left to train".to_string()
+    };
     println!(
-        "\n{} at step {} after {:.0} s ({:.0} img/s while training), final loss {}",
+        "\n{} at step {} after {:.0} s ({rate}), final loss {}",
         if s.finished { "finished" } else { "stopped" },
         s.steps,
         s.seconds,
-        s.images_per_second,
         s.final_loss.map_or("–".to_string(), |l| format!("{l:.3}"))
     );
     println!("{:<14} {:>18} {:>18}", "set", "accuracy", "raw pixels");
