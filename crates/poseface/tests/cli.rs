@@ -257,7 +257,11 @@ fn synth_reuse_keeps_a_current_dataset_and_replaces_another_versions() {
     let run = poseface(&[
         "data", "synth", "--preset", "tiny", "--seed", "2", "--out", m, "--reuse", "--json",
     ]);
-    assert!(run.status.success());
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(report["out"], m);
     std::fs::rename(&moved, &out).unwrap();
