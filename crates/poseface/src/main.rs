@@ -6,7 +6,8 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 
-/// Pose-robust face recognition: data tools, alignment and head pose.
+/// Pose-robust face recognition: datasets, alignment and head pose, training, embedding and
+/// evaluation.
 #[derive(Parser)]
 #[command(name = "poseface", version, about, propagate_version = true)]
 struct Cli {
@@ -16,7 +17,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Dataset tools: inspect and pack.
+    /// Dataset tools: inspect, pack, pairs and the synthetic generator.
     Data {
         #[command(subcommand)]
         command: cmd::data::DataCommand,
@@ -25,7 +26,7 @@ enum Command {
     Align(cmd::align::AlignArgs),
     /// Estimate yaw, pitch and roll (degrees) from 5 or 68 landmarks.
     Pose(cmd::pose::PoseArgs),
-    /// The 10-fold verification protocol (insightface's) on given embeddings.
+    /// Verification on given embeddings: insightface's 10-fold protocol or IJB-B/C 1:1.
     Verify(cmd::verify::VerifyArgs),
     /// Train a model from an experiment config.
     Train(cmd::train::TrainArgs),
