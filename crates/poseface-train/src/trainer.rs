@@ -200,6 +200,10 @@ impl Trainer {
     /// Opens the data, builds the model, and resumes from the run's latest checkpoint when
     /// `resume` is set and one exists. Trains on `device` (made an autodiff device if it is
     /// not one).
+    ///
+    /// The initial weights come from the device's random generator, seeded with the config's
+    /// seed; trainers built at the same time in one process take turns, but any other draw
+    /// from that generator while one is built (a module initialised elsewhere) changes them.
     pub fn new(
         config: ExperimentConfig,
         device: &Device,
@@ -272,7 +276,9 @@ impl Trainer {
         let data_fingerprint = data_fingerprint(dataset.storage(), &config.data.train)?;
         // Weight initialisation draws from the device's generator, which every user of the
         // device shares: seeding and drawing happen under one lock so that trainers built
-        // concurrently in one process still start from their seed's weights.
+        // concurrently in one process still start from their seed's weights. Draws made
+        // outside a trainer at the same time (a module built directly, a random tensor, a
+        // landmark autoencoder pretrained) are not under this lock and would change them.
         static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let init_guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         device.seed(config.seed);

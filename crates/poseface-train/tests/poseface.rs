@@ -16,6 +16,19 @@ use poseface_model::{BackboneConfig, DisentangledHeadConfig};
 use poseface_synth::landmark_sampler::LandmarkSampler;
 use poseface_train::{Embedder, ExperimentConfig, StepLog, TrainObserver, Trainer};
 
+/// The device's random generator is one per process. A `Trainer` seeds it and draws its
+/// initial weights under a lock of its own, but the tests here that build modules directly
+/// draw from it without that lock, and a draw landing inside another test's seeded
+/// initialisation changes that run's weights (seen on a loaded machine: two runs of one
+/// config parted at the first step). Every test holds this lock from start to end.
+static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    DEVICE_RNG
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Sum of |gradient| of a parameter tensor, 0 when it has none.
 fn grad_mass(grads: &burn::tensor::Gradients, p: &Tensor<2>) -> f32 {
     p.grad(grads)
@@ -29,6 +42,7 @@ fn grad_mass4(grads: &burn::tensor::Gradients, p: &Tensor<4>) -> f32 {
 
 #[test]
 fn each_loss_reaches_exactly_the_parameters_it_should() {
+    let _rng = exclusive();
     let device = Device::default().autodiff();
     device.seed(3);
     let mut bc = BackboneConfig::named("r18");
@@ -91,6 +105,7 @@ fn each_loss_reaches_exactly_the_parameters_it_should() {
 
 #[test]
 fn orthogonality_converges_while_identity_and_pose_are_both_learned() {
+    let _rng = exclusive();
     // Toy problem: 8-d features; the class is the sign pattern of features 0..2, the "pose"
     // target is features 5..7. Both fit in orthogonal subspaces, so training must reach
     // L_orth ≈ 0 without giving up either task.
@@ -213,6 +228,7 @@ fn losses(r: &Record) -> Vec<f64> {
 
 #[test]
 fn a_poseface_run_resumes_exactly_and_exports_its_identity_branch() {
+    let _rng = exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     tiny_data(&data);
@@ -308,6 +324,7 @@ fn a_poseface_run_resumes_exactly_and_exports_its_identity_branch() {
 
 #[test]
 fn without_landmarks_the_pose_branch_is_switched_off_with_a_warning() {
+    let _rng = exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     tiny_data(&data);
@@ -339,6 +356,7 @@ fn without_landmarks_the_pose_branch_is_switched_off_with_a_warning() {
 
 #[test]
 fn the_multitask_and_dream_baselines_train_and_export() {
+    let _rng = exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     tiny_data(&data);
@@ -380,6 +398,7 @@ fn the_multitask_and_dream_baselines_train_and_export() {
 
 #[test]
 fn a_sidecar_with_landmarks_only_gets_its_angles_estimated() {
+    let _rng = exclusive();
     use poseface_data::augment::AugmentConfig;
     use poseface_data::dataset::FaceDataset;
     use poseface_data::sidecar::{PoseRecord, PoseSidecar, PoseSidecarWriter};
@@ -429,6 +448,7 @@ fn a_sidecar_with_landmarks_only_gets_its_angles_estimated() {
 
 #[test]
 fn pams_heads_resume_exactly_and_export_fused_embeddings() {
+    let _rng = exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     tiny_data(&data);
