@@ -556,6 +556,18 @@ fn train_then_embed_then_verify_a_tiny_run() {
     let again = poseface(&["train", "--config", cfg]);
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("pass --resume"));
+    // With --resume, a finished run is reported, not retrained, and claims no speed.
+    let resumed = poseface(&["train", "--config", cfg, "--resume"]);
+    let stdout = String::from_utf8_lossy(&resumed.stdout);
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert!(
+        stdout.contains("finished at step 6") && stdout.contains("no step left to train"),
+        "{stdout}"
+    );
     // An unknown key names the nearest valid one.
     let typo = poseface(&["train", "--config", cfg, "--set", "optim.warmup_step=3"]);
     assert!(
